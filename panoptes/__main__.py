@@ -1,0 +1,5 @@
+"""``python -m panoptes`` is the ``panoptes`` command."""
+
+from .cli import main
+
+main()

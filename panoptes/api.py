@@ -1,0 +1,223 @@
+"""The read and management API, across both engines (panoptes' routes and shapes, extended)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import defer
+
+from . import serializers, store
+from .config import stale_after
+from .errors import ApiError
+from .extensions import db
+from .ingest.body import json_object
+from .models import Job, Workflow, utcnow
+from .normalize.schema import Engine, JobStatus, WorkflowStatus
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Columns a list of runs never shows; loading them for 1,000 runs would cost megabytes.
+_HEAVY_WORKFLOW_COLUMNS = (
+    Workflow.params,
+    Workflow.config,
+    Workflow.dag,
+    Workflow.stats,
+    Workflow.metrics,
+    Workflow.progress_detail,
+    Workflow.error_report,
+    Workflow.extra,
+)
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=100, ge=1)
+    offset: int = Field(default=0, ge=0, le=2**31)
+
+
+class WorkflowQuery(Page):
+    engine: list[Engine] | None = None
+    status: list[WorkflowStatus] | None = None
+    q: str | None = Field(default=None, max_length=255)
+
+
+class JobQuery(Page):
+    status: list[JobStatus] | None = None
+    name: str | None = Field(default=None, max_length=255)
+
+
+class RenameIn(BaseModel):
+    """Snakemake 8 sends ``{}`` or its ``--wms-monitor-arg`` pairs: other keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(default=None, max_length=255)
+
+
+def _query_args() -> dict[str, Any]:
+    """Query arguments; comma-separated or repeated values for the list filters."""
+    args: dict[str, Any] = {}
+    for key in request.args:
+        values = [v for raw in request.args.getlist(key) for v in raw.split(",") if v.strip()]
+        args[key] = values if key in ("engine", "status") else request.args.get(key)
+    return args
+
+
+def _parse(model: type[ModelT], data: Any) -> ModelT:
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as error:
+        details = [
+            {"field": ".".join(str(p) for p in item["loc"]), "problem": item["msg"]}
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
+        raise ApiError(400, f"Invalid request: {summary}", "invalid", details) from None
+    if isinstance(parsed, Page) and parsed.limit > current_app.config["API_MAX_LIMIT"]:
+        raise ApiError(400, f"limit must be at most {current_app.config['API_MAX_LIMIT']}.")
+    return parsed
+
+
+def _stale() -> timedelta | None:
+    return stale_after(current_app.config)
+
+
+def _workflow_or_404(workflow_id: str) -> Workflow:
+    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    if workflow is None:
+        raise ApiError(404, f"No workflow with id {workflow_id!r}.")
+    return workflow
+
+
+def _status_filter(statuses: list[WorkflowStatus]) -> Any:
+    """SQL for the statuses as read: Stale is a Running row past the cut-off."""
+    stale = _stale()
+    cutoff = utcnow() - stale if stale is not None else None
+    clauses = []
+    for status in statuses:
+        if status is WorkflowStatus.STALE:
+            if cutoff is not None:
+                clauses.append(
+                    and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at < cutoff)
+                )
+        elif status is WorkflowStatus.RUNNING and cutoff is not None:
+            clauses.append(
+                and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at >= cutoff)
+            )
+        else:
+            clauses.append(Workflow.status == status.value)
+    return or_(*clauses) if clauses else Workflow.pk.is_(None)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"
+
+
+def _count(query: Select[Any]) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+@bp.get("/workflows")
+def list_workflows() -> Response:
+    """Runs of both engines, newest first, filtered and paginated."""
+    params = _parse(WorkflowQuery, _query_args())
+    query = select(Workflow)
+    if params.engine:
+        query = query.where(Workflow.engine.in_([e.value for e in params.engine]))
+    if params.status:
+        query = query.where(_status_filter(params.status))
+    if params.q:
+        query = query.where(func.lower(Workflow.name).like(_like_pattern(params.q), escape="\\"))
+    total = _count(query)
+    rows = db.session.scalars(
+        query.options(*(defer(column) for column in _HEAVY_WORKFLOW_COLUMNS))
+        .order_by(Workflow.created_at.desc(), Workflow.pk.desc())
+        .limit(params.limit)
+        .offset(params.offset)
+    ).all()
+    stale = _stale()
+    return jsonify(count=total, workflows=[serializers.workflow_summary(w, stale) for w in rows])
+
+
+@bp.delete("/workflows/all")
+def delete_all_workflows() -> Response:
+    """Delete every run (Running ones too, as panoptes does)."""
+    deleted = store.delete_all()
+    if deleted == 0:
+        raise ApiError(410, "There are no workflows to delete.")
+    return jsonify(msg="Database clean up is complete", deleted=deleted)
+
+
+@bp.get("/workflow/<workflow_id>")
+def get_workflow(workflow_id: str) -> Response:
+    """One run with everything known about it."""
+    workflow = _workflow_or_404(workflow_id)
+    return jsonify(workflow=serializers.workflow_detail(workflow, _stale()))
+
+
+@bp.put("/workflow/<workflow_id>")
+def rename_workflow(workflow_id: str) -> Response:
+    """Rename a run. ``{}`` (Snakemake 8 right after create) is accepted as a no-op."""
+    body = _parse(RenameIn, json_object(request, required=False))
+    workflow = _workflow_or_404(workflow_id)
+    if body.name is not None:
+        name = body.name.strip()
+        if not name:
+            raise ApiError(400, "The new name is blank.")
+        workflow = store.rename(workflow_id, name) or workflow
+    return jsonify(workflow=serializers.workflow_detail(workflow, _stale()))
+
+
+@bp.post("/workflow/<workflow_id>/cancel")
+def cancel_workflow(workflow_id: str) -> Response:
+    """Mark a run Cancelled (the hub cannot stop the pipeline itself)."""
+    workflow = store.cancel(workflow_id)
+    if workflow is None:
+        raise ApiError(404, f"No workflow with id {workflow_id!r}.")
+    return jsonify(workflow=serializers.workflow_detail(workflow, _stale()))
+
+
+@bp.delete("/workflow/<workflow_id>")
+def delete_workflow(workflow_id: str) -> Response:
+    """Delete a run that is not Running (cancel a dead run first, or let it go Stale)."""
+    workflow = _workflow_or_404(workflow_id)
+    if serializers.effective_status(workflow, _stale()) == WorkflowStatus.RUNNING:
+        raise ApiError(403, "You cannot delete a Running workflow. Cancel it first.")
+    if not store.delete_workflow(workflow_id):
+        raise ApiError(404, f"No workflow with id {workflow_id!r}.")
+    return Response(status=204)
+
+
+@bp.get("/workflow/<workflow_id>/jobs")
+def list_jobs(workflow_id: str) -> Response:
+    """A run's jobs in arrival order, filtered by status and name (rule/process)."""
+    workflow = _workflow_or_404(workflow_id)
+    params = _parse(JobQuery, _query_args())
+    query = select(Job).where(Job.workflow_pk == workflow.pk)
+    if params.status:
+        query = query.where(Job.status.in_([s.value for s in params.status]))
+    if params.name:
+        query = query.where(Job.name == params.name)
+    total = _count(query)
+    rows = db.session.scalars(query.order_by(Job.pk).limit(params.limit).offset(params.offset))
+    return jsonify(count=total, jobs=[serializers.job(j, workflow.id) for j in rows])
+
+
+@bp.get("/workflow/<workflow_id>/job/<job_id>")
+def get_job(workflow_id: str, job_id: str) -> Response:
+    """One job. panoptes answers ``{"jobs": <job>}``; ``job`` is the same object."""
+    workflow = _workflow_or_404(workflow_id)
+    found = db.session.scalars(
+        select(Job).where(Job.workflow_pk == workflow.pk, Job.job_key == job_id)
+    ).first()
+    if found is None:
+        raise ApiError(404, f"Workflow {workflow_id!r} has no job {job_id!r}.")
+    data = serializers.job(found, workflow.id)
+    return jsonify(job=data, jobs=data)

@@ -1,0 +1,99 @@
+"""The ``panoptes`` command: with no sub-command it starts the hub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from . import config as configuration
+from . import create_app
+
+ROUTES_HELP = """\b
+Point your clients at http://HOST:PORT:
+  Snakemake 9   snakemake --logger panoptes --logger-panoptes-address URL
+  Snakemake 7/8 snakemake --wms-monitor URL
+  Nextflow      TOWER_ACCESS_TOKEN=anything nextflow run ... -with-tower URL
+
+\b
+Routes:
+  /                                  dashboard
+  GET  /api/service-info             liveness (Snakemake 7/8)
+  GET  /create_workflow              register a Snakemake run
+  POST /update_workflow_status       one Snakemake event
+  POST /api/snakemake/events         a batch of Snakemake events (our plugin)
+  POST /trace/create, PUT /trace/ID/{begin,progress,heartbeat,complete}
+                                     Nextflow Tower protocol (also under /api)
+  GET  /api/workflows                runs of both engines
+  GET  /api/workflow/ID[/jobs|/job/JOBID]
+  PUT  /api/workflow/ID  POST /api/workflow/ID/cancel  DELETE /api/workflow/ID
+  DELETE /api/workflows/all
+  GET  /openapi.json, /docs          the API description
+"""
+
+
+def _app_from_cli() -> Flask:
+    params = click.get_current_context().find_root().params
+    overrides: dict[str, Any] = {}
+    if params.get("db"):
+        overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
+    return create_app(overrides)
+
+
+@click.group(
+    cls=FlaskGroup,
+    create_app=_app_from_cli,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+    invoke_without_command=True,
+    epilog=ROUTES_HELP,
+    context_settings={"max_content_width": 100},
+)
+@click.option(
+    "--host", "--ip", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--db",
+    envvar="PANOPTES_DATABASE_URL",
+    help="SQLite file path or SQLAlchemy URL (env PANOPTES_DATABASE_URL; default .panoptes.db).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads",
+    default=16,
+    show_default=True,
+    type=click.IntRange(2, 1024),
+    help="Threads per worker (live pages hold one each).",
+)
+@click.pass_context
+def main(
+    ctx: click.Context, host: str, port: int, db: str | None, workers: int, threads: int
+) -> None:
+    """panoptes: one live monitor for Snakemake and Nextflow runs.
+
+    Without a command, start the hub (gunicorn, threaded workers).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .server import serve
+
+    serve(_app_from_cli(), host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command("reindex")
+def reindex_command() -> None:
+    """Rebuild workflows and jobs from the stored raw events."""
+    from . import store
+
+    replayed = store.reindex()
+    click.echo(f"Replayed {replayed} raw events.")

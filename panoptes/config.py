@@ -1,0 +1,95 @@
+"""Configuration: defaults here, then ``PANOPTES_*`` environment variables, then the mapping
+given to ``create_app`` (tests, the CLI)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # SQLAlchemy URL or a path to a SQLite file; PANOPTES_DATABASE_URL sets it.
+    "DATABASE_URL": ".panoptes.db",
+    # A Running workflow silent for this long reads as Stale (0 disables).
+    "STALE_HOURS": 48.0,
+    # Largest request body accepted, in bytes (Nextflow begin/complete can be several MB).
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+    # Public base URL for links handed to clients (Tower watchUrl); default: the request's host.
+    "PUBLIC_URL": None,
+    # Page size limits of the read API.
+    "API_MAX_LIMIT": 1000,
+    "SECRET_KEY": "dev-only-not-secret",
+    # Apply pending migrations when the app starts (safe with several workers).
+    "AUTO_MIGRATE": True,
+}
+
+SETTINGS_HELP: dict[str, str] = {
+    "DATABASE_URL": "SQLAlchemy URL or SQLite file path (default .panoptes.db)",
+    "STALE_HOURS": "hours of silence after which a Running workflow reads as Stale (0: never)",
+    "MAX_CONTENT_LENGTH": "largest accepted request body in bytes (default 64 MiB)",
+    "PUBLIC_URL": "base URL used in links handed to clients, e.g. Tower's watchUrl",
+    "API_MAX_LIMIT": "largest page size of the read API (default 1000)",
+    "SECRET_KEY": "key for signing cookies; set it in production",
+    "AUTO_MIGRATE": "apply database migrations at start-up (default true; 0 to leave it to "
+    "`panoptes db upgrade`)",
+}
+
+
+def database_uri(value: str) -> str:
+    """A SQLAlchemy URL from a URL or a plain file path (taken as SQLite)."""
+    if "://" in value:
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+    return "sqlite:///" + str(Path(value).expanduser().resolve())
+
+
+def _parse_setting(key: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.strip().lower() not in _BOOLEANS:
+                raise ValueError(raw)
+            return _BOOLEANS[raw.strip().lower()]
+        if isinstance(default, int | float):
+            return type(default)(raw)
+    except ValueError:
+        raise ValueError(
+            f"PANOPTES_{key}={raw!r} is not a valid {type(default).__name__}"
+        ) from None
+    return raw
+
+
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+
+def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The effective configuration: defaults < environment < overrides."""
+    config = dict(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        raw = os.environ.get(f"PANOPTES_{key}")
+        if raw is None:
+            continue
+        config[key] = _parse_setting(key, raw, default)
+    if overrides:
+        config.update(overrides)
+    if "SQLALCHEMY_DATABASE_URI" not in config:
+        config["SQLALCHEMY_DATABASE_URI"] = database_uri(str(config["DATABASE_URL"]))
+    return config
+
+
+def stale_after(config: Mapping[str, Any]) -> timedelta | None:
+    """How long a Running workflow may stay silent before it reads as Stale (None: never)."""
+    hours = float(config["STALE_HOURS"])
+    return timedelta(hours=hours) if hours > 0 else None

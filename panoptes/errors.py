@@ -1,0 +1,80 @@
+"""The one error body of the hub, and the app-level handlers that produce it.
+
+Every 4xx/5xx answer, on every route, is::
+
+    {"error": "<short code>", "message": "<what went wrong, for a person>", "status": <int>}
+
+Nextflow prints ``message`` to the user; the other keys are for scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+
+class ApiError(Exception):
+    """Raise from a view to answer with the error body."""
+
+    def __init__(
+        self, status: int, message: str, code: str | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _default_code(status)
+        self.details = details
+
+
+def _default_code(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        410: "gone",
+        413: "too_large",
+        415: "unsupported_media_type",
+        422: "invalid",
+    }.get(status, "server_error" if status >= 500 else "error")
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, details: Any = None
+) -> Response:
+    """The error body as a response; the only place its shape is defined."""
+    body: dict[str, Any] = {
+        "error": code or _default_code(status),
+        "message": message,
+        "status": status,
+    }
+    if details is not None:
+        body["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    """App-level handlers: blueprint handlers would miss routing errors such as 404 and 405."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.message, error.code, error.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        response = error_response(status, error.description or error.name)
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        app.logger.exception("unhandled error", exc_info=error)
+        return error_response(500, InternalServerError.description)

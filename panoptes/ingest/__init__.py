@@ -1,0 +1,1 @@
+"""One blueprint per engine protocol. Views stay thin: decode, validate, call the store, answer."""

@@ -1,0 +1,49 @@
+"""Decoding request bodies the way real clients send them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Request
+
+from ..errors import ApiError
+
+
+def json_object(request: Request, required: bool = True) -> dict[str, Any]:
+    """The body parsed as a JSON object, whatever the Content-Type says.
+
+    Nextflow before 25.08 escapes non-ASCII, later sends UTF-8; both parse from the raw bytes.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "The request body is empty; a JSON object was expected.")
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, f"The request body is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return value
+
+
+def json_or_form(request: Request) -> dict[str, Any]:
+    """A JSON object or form fields: Snakemake 7.32 sends raw JSON with no Content-Type,
+    others send forms; try JSON first, as the protocol notes advise."""
+    raw = request.get_data(cache=True)
+    stripped = raw.lstrip()
+    if stripped.startswith(b"{"):
+        return json_object(request)
+    if request.form:
+        return request.form.to_dict()
+    if stripped:
+        try:
+            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(
+                400, "The request body is neither a JSON object nor form fields."
+            ) from None
+    return {}

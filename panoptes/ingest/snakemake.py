@@ -1,0 +1,135 @@
+"""The panoptes protocol, as every Snakemake generation speaks it.
+
+Snakemake 7/8 stop the user's workflow on 401, 403, 404 and 500 from any of these routes, so
+well-formed but odd input is always accepted, and malformed input gets a 400 (which they
+only print).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .. import serializers, store
+from ..config import stale_after
+from ..errors import ApiError
+from ..normalize import snakemake as normalize
+from .body import json_object, json_or_form
+
+bp = Blueprint("snakemake", __name__)
+
+MAX_BATCH_EVENTS = 10_000
+FEATURES = ["batch"]
+
+
+def hub_version() -> str:
+    try:
+        return version("panoptes-hub")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+class UpdateEnvelope(BaseModel):
+    """The ``/update_workflow_status`` envelope; ``timestamp`` (client local time, no zone) is
+    kept raw but not trusted."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    msg: str | dict[str, Any]
+    id: str | int
+    timestamp: str | float | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str | int) -> str:
+        text = str(value).strip()
+        if not store.is_valid_workflow_id(text):
+            raise ValueError("not a workflow id (1-64 characters of A-Z, a-z, 0-9, _ . -)")
+        return text
+
+
+class BatchIn(BaseModel):
+    """Our plugin's batch (see docs/ARCHITECTURE.md, "Batch route")."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    events: list[dict[str, Any]] = Field(max_length=MAX_BATCH_EVENTS)
+
+    @field_validator("workflow_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not store.is_valid_workflow_id(value):
+            raise ValueError("not a workflow id (1-64 characters of A-Z, a-z, 0-9, _ . -)")
+        return value
+
+
+def _validation_error(error: ValidationError) -> ApiError:
+    details = [
+        {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
+    return ApiError(400, f"Invalid request: {summary}", "invalid", details)
+
+
+@bp.get("/api/service-info")
+def service_info() -> Response:
+    """What Snakemake 7/8 check before a run, plus what our plugin looks for."""
+    return jsonify(
+        status="running",
+        server="panoptes-hub",
+        version=hub_version(),
+        features=FEATURES,
+        engines=["snakemake", "nextflow"],
+    )
+
+
+@bp.route("/create_workflow", methods=["GET", "POST"])
+def create_workflow() -> Response:
+    """Register a run. Snakemake 7/8 put a form or raw JSON body on this GET; it carries the
+    command line, work dir and Snakefile."""
+    try:
+        body = json_or_form(request)
+    except ApiError:
+        body = {}  # the body is informational only; a strange one must not stop the run
+    workflow = store.snakemake_create(request.args.to_dict(), body)
+    return jsonify(serializers.workflow_summary(workflow, stale_after(current_app.config)))
+
+
+@bp.post("/update_workflow_status")
+def update_workflow_status() -> Response:
+    """One event: form, JSON, or raw JSON without Content-Type."""
+    fields = json_or_form(request)
+    try:
+        envelope = UpdateEnvelope.model_validate(fields)
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    if normalize.decode_msg(envelope.msg) is None:
+        raise ApiError(
+            400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
+        )
+    try:
+        store.snakemake_update(str(envelope.id), envelope.model_dump())
+    except store.EngineMismatch as error:
+        raise ApiError(409, str(error)) from None
+    return Response("ok", mimetype="text/plain")
+
+
+@bp.post("/api/snakemake/events")
+def snakemake_events() -> Response:
+    """Many events in one request and one transaction; re-sent ``event_id`` values are skipped."""
+    try:
+        batch = BatchIn.model_validate(json_object(request))
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    try:
+        result = store.snakemake_batch(batch.workflow_id, batch.events)
+    except store.EngineMismatch as error:
+        raise ApiError(409, str(error)) from None
+    return jsonify(
+        workflow_id=result.workflow.id, accepted=result.accepted, duplicates=result.duplicates
+    )

@@ -1,0 +1,144 @@
+"""Defensive conversions from untrusted JSON values to the types the schema stores.
+
+Every function returns ``None`` instead of raising: an odd value in one field must never cost
+the rest of the payload.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+# Texts longer than this are cut: a several-MB shell command is a client bug, not data to index.
+MAX_TEXT = 1_000_000
+_EPOCH_MIN = 0.0
+_EPOCH_MAX = 253402300799.0  # 9999-12-31
+
+
+def text(value: Any, limit: int = MAX_TEXT) -> str | None:
+    """A clean string, or None. NUL characters are dropped (PostgreSQL text cannot hold them)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        result = value
+    elif isinstance(value, bool | int | float):
+        result = str(value)
+    else:
+        return None
+    if "\x00" in result:
+        result = result.replace("\x00", "")
+    return result[:limit]
+
+
+def integer(value: Any, maximum: int = INT64_MAX) -> int | None:
+    """An int within +-maximum, from an int, an integral float or a numeric string."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            return None
+        value = int(value)
+    elif isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int) or abs(value) > maximum:
+        return None
+    return value
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return result if math.isfinite(result) else None
+
+
+def epoch_seconds(value: Any) -> datetime | None:
+    """A UTC datetime from a float epoch in seconds (Snakemake 7/8 ``timestamp``)."""
+    seconds = number(value)
+    if seconds is None or not _EPOCH_MIN < seconds < _EPOCH_MAX:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def epoch_millis(value: Any) -> datetime | None:
+    """A UTC datetime from epoch milliseconds (Tower ``instant``)."""
+    millis = number(value)
+    return None if millis is None else epoch_seconds(millis / 1000.0)
+
+
+def iso_datetime(value: Any) -> datetime | None:
+    """A UTC datetime from ISO 8601 with any precision and offset (Tower dates).
+
+    Dates without an offset are taken as UTC.
+    """
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    candidate = value.strip()
+    if candidate.endswith(("Z", "z")):
+        candidate = candidate[:-1] + "+00:00"
+    # Python accepts at most 6 fraction digits; Nextflow may send 9.
+    if "." in candidate:
+        head, _, tail = candidate.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        if digits > 6:
+            candidate = head + "." + tail[:6] + tail[digits:]
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def str_list(value: Any) -> list[str] | None:
+    """A list of strings from a list (other items stringified) or a single string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [text(value) or ""]
+    if isinstance(value, list | tuple):
+        return [item for item in (text(v) for v in value) if item is not None]
+    return None
+
+
+def mapping(value: Any) -> dict[str, Any] | None:
+    """A dict with string keys, or None."""
+    if isinstance(value, dict):
+        return {str(key): item for key, item in value.items()}
+    return None
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON value that any database can store: no NULs, bounded depth."""
+    if depth > 64:
+        return None
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {
+            json_safe(str(key), depth + 1): json_safe(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [json_safe(item, depth + 1) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        return str(value)
+    return value

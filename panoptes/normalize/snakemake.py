@@ -1,0 +1,321 @@
+"""Snakemake messages (``--wms-monitor`` 7/8, logger plugins for 9) to schema events.
+
+The input is the inner ``msg`` object of ``/update_workflow_status`` (or one event of the batch
+route): a dict with a ``level`` and level-specific keys. See ../shared/protocols/SNAKEMAKE.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import datetime
+from typing import Any
+
+from . import coerce
+from .schema import (
+    Event,
+    Heartbeat,
+    JobStatus,
+    JobUpdate,
+    Reconcile,
+    ShellCommand,
+    WorkflowInfo,
+    WorkflowOutcome,
+    WorkflowProgress,
+    WorkflowStatus,
+)
+
+NOTHING_TO_BE_DONE = "Nothing to be done"
+# Errors that belong to one job: the run may go on (retries, --keep-going).
+_JOB_LEVEL_ERRORS = ("RuleException", "CalledProcessError")
+_RESOURCE_NAMES_HIDDEN = frozenset({"_cores", "_nodes"})
+
+
+def decode_msg(raw: Any) -> dict[str, Any] | None:
+    """The inner message from its wire form: a JSON string, a dict, or (pre-2021 clients) a
+    Python literal. Anything else gives None. ``eval`` is never used."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def event_time(msg: dict[str, Any], received_at: datetime) -> datetime:
+    """The client's own time when the message carries it (7/8 and our plugin), else arrival."""
+    return coerce.epoch_seconds(msg.get("timestamp")) or received_at
+
+
+def parse_message(msg: Any, received_at: datetime) -> list[Event]:
+    """Events for one Snakemake message. Never raises on a dict; unknown levels only touch
+    the run (the raw message is kept by the caller)."""
+    if not isinstance(msg, dict):
+        return [Heartbeat(at=received_at)]
+    at = event_time(msg, received_at)
+    level = msg.get("level")
+    handler = _HANDLERS.get(level) if isinstance(level, str) else None
+    if handler is None:
+        return [Heartbeat(at=at)]
+    return handler(msg, at)
+
+
+def _job_key(value: Any) -> str | None:
+    number = coerce.integer(value)
+    if number is not None:
+        return str(number)
+    key = coerce.text(value, limit=64)
+    return key.strip() or None if key is not None else None
+
+
+def _info(msg: dict[str, Any], at: datetime) -> list[Event]:
+    text = coerce.text(msg.get("msg")) or ""
+    if text.startswith(NOTHING_TO_BE_DONE):
+        return [WorkflowOutcome(at=at, status=WorkflowStatus.NO_EXECUTION, completed_at=at)]
+    return [Heartbeat(at=at)]
+
+
+def _progress(msg: dict[str, Any], at: datetime) -> list[Event]:
+    done = coerce.integer(msg.get("done"), coerce.INT32_MAX)
+    total = coerce.integer(msg.get("total"), coerce.INT32_MAX)
+    if done is None and total is None:
+        return [Heartbeat(at=at)]
+    return [WorkflowProgress(at=at, done=done, total=total, decides_status=True)]
+
+
+def _job_started(msg: dict[str, Any], at: datetime) -> list[Event]:
+    jobs = msg.get("jobs")
+    if not isinstance(jobs, list):
+        jobs = [msg.get("jobid")]
+    events: list[Event] = []
+    for raw_key in jobs:
+        key = _job_key(raw_key)
+        if key is not None:
+            events.append(
+                JobUpdate(
+                    at=at,
+                    key=key,
+                    status=JobStatus.RUNNING,
+                    starts_attempt=True,
+                    fields={"started_at": at},
+                )
+            )
+    return events or [Heartbeat(at=at)]
+
+
+def _resources(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Resources as stored, plus the requested cpus/memory/time they imply.
+
+    Snakemake 7/8 send a bare list of values without names; it is kept under ``values``.
+    """
+    if isinstance(value, list):
+        return {"values": coerce.json_safe(value)}, {}
+    named = coerce.mapping(value)
+    if named is None:
+        return None, {}
+    named = {k: coerce.json_safe(v) for k, v in named.items() if k not in _RESOURCE_NAMES_HIDDEN}
+    requested: dict[str, Any] = {}
+    mem_mib = coerce.number(named.get("mem_mib"))
+    mem_mb = coerce.number(named.get("mem_mb"))
+    if mem_mib is not None:
+        requested["memory_bytes"] = coerce.integer(round(mem_mib * 1024 * 1024))
+    elif mem_mb is not None:
+        requested["memory_bytes"] = coerce.integer(round(mem_mb * 1_000_000))
+    runtime_minutes = coerce.number(named.get("runtime"))
+    if runtime_minutes is not None:
+        requested["time_ms"] = coerce.integer(round(runtime_minutes * 60_000))
+    return named, requested
+
+
+def _tag(wildcards: dict[str, Any] | None) -> str | None:
+    if not wildcards:
+        return None
+    return coerce.text(", ".join(f"{k}={v}" for k, v in wildcards.items()), limit=1000)
+
+
+def _job_info(msg: dict[str, Any], at: datetime) -> list[Event]:
+    key = _job_key(msg.get("jobid"))
+    if key is None:
+        return [Heartbeat(at=at)]
+    wildcards = coerce.mapping(msg.get("wildcards"))
+    resources, requested = _resources(msg.get("resources"))
+    extra = {
+        name: coerce.json_safe(msg[name])
+        for name in ("reason", "priority", "is_checkpoint", "local", "benchmark")
+        if msg.get(name) not in (None, [], "")
+    }
+    fields: dict[str, Any] = {
+        "name": coerce.text(msg.get("name") or msg.get("rule_name"), limit=255),
+        "message": coerce.text(msg.get("msg") or msg.get("rule_msg")),
+        "inputs": coerce.str_list(msg.get("input")),
+        "outputs": coerce.str_list(msg.get("output")),
+        "log": coerce.str_list(msg.get("log")),
+        "wildcards": coerce.json_safe(wildcards) if wildcards is not None else None,
+        "tag": _tag(wildcards),
+        "resources": resources,
+        "cpus": coerce.integer(msg.get("threads"), coerce.INT32_MAX),
+        "command": coerce.text(msg.get("shellcmd")) or None,
+        "started_at": at,
+        "extra": extra or None,
+        **requested,
+    }
+    return [
+        JobUpdate(
+            at=at,
+            key=key,
+            status=JobStatus.RUNNING,
+            starts_attempt=True,
+            announces=True,
+            fields={k: v for k, v in fields.items() if v is not None},
+        )
+    ]
+
+
+def _job_finished(msg: dict[str, Any], at: datetime) -> list[Event]:
+    key = _job_key(msg.get("jobid", msg.get("job_id")))
+    if key is None:
+        return [Heartbeat(at=at)]
+    return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields={"completed_at": at})]
+
+
+def _job_error(msg: dict[str, Any], at: datetime) -> list[Event]:
+    outcome = WorkflowOutcome(at=at, status=WorkflowStatus.ERROR, final=False)
+    key = _job_key(msg.get("jobid"))
+    if key is None:
+        return [outcome]
+    fields: dict[str, Any] = {
+        "name": coerce.text(msg.get("name") or msg.get("rule_name"), limit=255),
+        "completed_at": at,
+        "error_message": coerce.text(msg.get("msg")),
+        "inputs": coerce.str_list(msg.get("input")),
+        "outputs": coerce.str_list(msg.get("output")),
+        "log": coerce.str_list(msg.get("log")),
+        "command": coerce.text(msg.get("shellcmd")) or None,
+        "exit_code": coerce.integer(msg.get("exit_code"), coerce.INT32_MAX),
+    }
+    return [
+        JobUpdate(
+            at=at,
+            key=key,
+            status=JobStatus.ERROR,
+            fields={k: v for k, v in fields.items() if v is not None},
+        ),
+        outcome,
+    ]
+
+
+def _error(msg: dict[str, Any], at: datetime) -> list[Event]:
+    text = coerce.text(msg.get("msg")) or ""
+    exception = coerce.text(msg.get("exception"), limit=255) or ""
+    job_level = text.startswith(_JOB_LEVEL_ERRORS) or exception in _JOB_LEVEL_ERRORS
+    first_line = text.strip().splitlines()[0] if text.strip() else exception or "Error"
+    if exception and not first_line.startswith(exception):
+        first_line = f"{exception}: {first_line}"
+    return [
+        WorkflowOutcome(
+            at=at,
+            status=WorkflowStatus.ERROR,
+            final=not job_level,
+            completed_at=None if job_level else at,
+            error_message=coerce.text(first_line, limit=1000),
+            error_report=text or None,
+        )
+    ]
+
+
+def _shellcmd(msg: dict[str, Any], at: datetime) -> list[Event]:
+    command = coerce.text(msg.get("msg") or msg.get("shellcmd"))
+    if not command or not command.strip():
+        return [Heartbeat(at=at)]
+    key = _job_key(msg.get("jobid"))
+    if key is not None:
+        return [JobUpdate(at=at, key=key, fields={"command": command})]
+    return [ShellCommand(at=at, command=command)]
+
+
+def _workflow_success(msg: dict[str, Any], at: datetime) -> list[Event]:
+    return [Reconcile(at=at)]
+
+
+def _workflow_started(msg: dict[str, Any], at: datetime) -> list[Event]:
+    config = msg.get("config")
+    return [
+        WorkflowInfo(
+            at=at,
+            name=coerce.text(msg.get("name"), limit=255),
+            started_at=at,
+            user=coerce.text(msg.get("user"), limit=255),
+            host=coerce.text(msg.get("host"), limit=255),
+            command_line=coerce.text(msg.get("command")),
+            work_dir=coerce.text(msg.get("workdir")),
+            project=coerce.text(msg.get("snakefile")),
+            engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
+            config=coerce.json_safe(config) if config is not None else None,
+        )
+    ]
+
+
+def _rulegraph(msg: dict[str, Any], at: datetime) -> list[Event]:
+    graph = coerce.mapping(msg.get("rulegraph"))
+    if graph is None:
+        return [Heartbeat(at=at)]
+    return [WorkflowInfo(at=at, dag=coerce.json_safe(graph))]
+
+
+def _workflow_finished(msg: dict[str, Any], at: datetime) -> list[Event]:
+    reason = msg.get("reason")
+    message = coerce.text(msg.get("message"))
+    if reason == "nothing_to_do":
+        return [WorkflowOutcome(at=at, status=WorkflowStatus.NO_EXECUTION, completed_at=at)]
+    if reason == "interrupted":
+        return [
+            WorkflowOutcome(
+                at=at,
+                status=WorkflowStatus.CANCELLED,
+                completed_at=at,
+                error_message=message or "Interrupted by the user",
+            )
+        ]
+    if msg.get("success") is True:
+        return [Reconcile(at=at)]
+    return [
+        WorkflowOutcome(
+            at=at,
+            status=WorkflowStatus.ERROR,
+            completed_at=at,
+            error_message=message,
+        )
+    ]
+
+
+def create_info(body: dict[str, Any], received_at: datetime) -> WorkflowInfo:
+    """Metadata from the body Snakemake 7/8 put on ``GET /create_workflow``."""
+    return WorkflowInfo(
+        at=received_at,
+        started_at=received_at,
+        command_line=coerce.text(body.get("command")),
+        work_dir=coerce.text(body.get("workdir")),
+        project=coerce.text(body.get("snakefile")),
+    )
+
+
+_HANDLERS = {
+    "info": _info,
+    "progress": _progress,
+    "job_started": _job_started,
+    "job_info": _job_info,
+    "job_finished": _job_finished,
+    "job_error": _job_error,
+    "error": _error,
+    "shellcmd": _shellcmd,
+    "workflow_success": _workflow_success,
+    "workflow_started": _workflow_started,
+    "rulegraph": _rulegraph,
+    "workflow_finished": _workflow_finished,
+}

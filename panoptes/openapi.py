@@ -1,0 +1,440 @@
+"""The OpenAPI 3.1 document (``/openapi.json``) and its offline HTML rendering (``/docs``).
+
+Response schemas come from the pydantic models the views serialise with; a test checks that
+every route of the app is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template
+from pydantic import BaseModel
+
+from . import serializers
+from .ingest.snakemake import BatchIn, hub_version
+from .normalize.schema import Engine, JobStatus, WorkflowStatus
+
+bp = Blueprint("openapi", __name__)
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message", "status"],
+    "properties": {
+        "error": {"type": "string", "description": "short machine-readable code"},
+        "message": {"type": "string", "description": "what went wrong, for a person"},
+        "status": {"type": "integer"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+WORKFLOW_ID = _path_param("workflow_id", "the run's id (as returned at creation)")
+PAGE = [
+    _query(
+        "limit",
+        "page size (1 to API_MAX_LIMIT, default 100)",
+        {"type": "integer", "minimum": 1, "default": 100},
+    ),
+    _query("offset", "rows to skip", {"type": "integer", "minimum": 0, "default": 0}),
+]
+TOWER_BODY = {"required": True, "content": {"application/json": {"schema": _OBJECT}}}
+TOWER_ACK = _json(
+    {
+        "type": "object",
+        "properties": {"status": {"type": "string"}, "workflowId": {"type": "string"}},
+    }
+)
+
+
+def _tower_paths(prefix: str) -> dict[str, Any]:
+    tag = ["nextflow"]
+    return {
+        f"{prefix}/trace/create": {
+            "post": {
+                "tags": tag,
+                "summary": "Nextflow: register a run",
+                "requestBody": TOWER_BODY,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["workflowId"],
+                            "properties": {
+                                "workflowId": {"type": "string"},
+                                "watchUrl": {"type": "string"},
+                            },
+                        }
+                    ),
+                    "400": _error("body is not a JSON object"),
+                },
+            }
+        },
+        f"{prefix}/trace/{{workflow_id}}/begin": {
+            "put": {
+                "tags": tag,
+                "summary": "Nextflow: run metadata, DAG built",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": TOWER_BODY,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "status": {"type": "string"},
+                                "workflowId": {"type": "string"},
+                                "watchUrl": {"type": "string"},
+                            },
+                        }
+                    ),
+                    "400": _error("bad body or id"),
+                },
+            }
+        },
+        f"{prefix}/trace/{{workflow_id}}/progress": {
+            "put": {
+                "tags": tag,
+                "summary": "Nextflow: changed tasks and counters; unknown ids are created",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": TOWER_BODY,
+                "responses": {"200": TOWER_ACK, "400": _error("bad body or id")},
+            }
+        },
+        f"{prefix}/trace/{{workflow_id}}/heartbeat": {
+            "put": {
+                "tags": tag,
+                "summary": "Nextflow: proof of life",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": TOWER_BODY,
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"message": {"type": "string"}}}),
+                    "400": _error("bad body or id"),
+                },
+            }
+        },
+        f"{prefix}/trace/{{workflow_id}}/complete": {
+            "put": {
+                "tags": tag,
+                "summary": "Nextflow: outcome, stats and metrics",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": TOWER_BODY,
+                "responses": {"200": TOWER_ACK, "400": _error("bad body or id")},
+            }
+        },
+        f"{prefix}/workflow/{{workflow_id}}": {
+            "patch": {
+                "tags": tag,
+                "summary": "Nextflow 26.06+: scheduler run id (ignored)",
+                "parameters": [WORKFLOW_ID],
+                "responses": {"200": _json(_OBJECT)},
+            }
+        },
+    }
+
+
+def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return components
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of every route the hub serves."""
+    form_or_json = {
+        "schema": {
+            "type": "object",
+            "required": ["msg", "id"],
+            "properties": {
+                "msg": {"type": "string", "description": "the event, JSON-encoded"},
+                "timestamp": {"type": "string"},
+                "id": {"type": "string"},
+            },
+        }
+    }
+    snake = ["snakemake"]
+    read = ["read API"]
+    manage = ["management"]
+    paths: dict[str, Any] = {
+        "/api/service-info": {
+            "get": {
+                "tags": snake,
+                "summary": "Liveness check used by Snakemake 7/8 and the plugin",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {
+                                "status": {"type": "string", "enum": ["running"]},
+                                "server": {"type": "string"},
+                                "version": {"type": "string"},
+                                "features": {"type": "array", "items": {"type": "string"}},
+                                "engines": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    )
+                },
+            }
+        },
+        "/create_workflow": {
+            m: {
+                "tags": snake,
+                "summary": "Register a Snakemake run (panoptes naming rules)",
+                "parameters": [
+                    _query("workflow_id", "a stable name chosen by the user", {"type": "string"}),
+                    _query("name", "legacy form of workflow_id", {"type": "string"}),
+                ],
+                "responses": {"200": _json(_ref("WorkflowSummary"))},
+            }
+            for m in ("get", "post")
+        },
+        "/update_workflow_status": {
+            "post": {
+                "tags": snake,
+                "summary": "One Snakemake event (form, JSON, or raw JSON without Content-Type)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": form_or_json,
+                        "application/json": form_or_json,
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "ok",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("missing or malformed field"),
+                    "409": _error("the id belongs to a Nextflow run"),
+                },
+            }
+        },
+        "/api/snakemake/events": {
+            "post": {
+                "tags": snake,
+                "summary": "A batch of Snakemake events (our logger plugin)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("BatchIn")}},
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "workflow_id": {"type": "string"},
+                                "accepted": {"type": "integer"},
+                                "duplicates": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    "400": _error("malformed batch"),
+                    "409": _error("the id belongs to a Nextflow run"),
+                },
+            }
+        },
+        "/api/workflows": {
+            "get": {
+                "tags": read,
+                "summary": "Runs of both engines, newest first",
+                "parameters": [
+                    _query(
+                        "engine",
+                        "comma-separated engines",
+                        {"type": "string", "examples": [",".join(Engine)]},
+                    ),
+                    _query(
+                        "status",
+                        "comma-separated statuses: " + ", ".join(WorkflowStatus),
+                        {"type": "string"},
+                    ),
+                    _query("q", "case-insensitive name search", {"type": "string"}),
+                    *PAGE,
+                ],
+                "responses": {
+                    "200": _json(_ref("WorkflowList")),
+                    "400": _error("bad query parameter"),
+                },
+            }
+        },
+        "/api/workflows/all": {
+            "delete": {
+                "tags": manage,
+                "summary": "Delete every run",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "msg": {"type": "string"},
+                                "deleted": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    "410": _error("nothing to delete"),
+                },
+            }
+        },
+        "/api/workflow/{workflow_id}": {
+            "get": {
+                "tags": read,
+                "summary": "One run",
+                "parameters": [WORKFLOW_ID],
+                "responses": {"200": _json(_ref("WorkflowEnvelope")), "404": _error("unknown id")},
+            },
+            "put": {
+                "tags": manage,
+                "summary": "Rename a run ({} is a no-op, as Snakemake 8 sends it)",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"name": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("WorkflowEnvelope")),
+                    "400": _error("blank name or malformed body"),
+                    "404": _error("unknown id"),
+                },
+            },
+            "delete": {
+                "tags": manage,
+                "summary": "Delete a run that is not Running",
+                "parameters": [WORKFLOW_ID],
+                "responses": {
+                    "204": {"description": "deleted"},
+                    "403": _error("the run is Running"),
+                    "404": _error("unknown id"),
+                },
+            },
+            "patch": _tower_paths("")["/workflow/{workflow_id}"]["patch"],
+        },
+        "/api/workflow/{workflow_id}/cancel": {
+            "post": {
+                "tags": manage,
+                "summary": "Mark a run Cancelled",
+                "parameters": [WORKFLOW_ID],
+                "responses": {"200": _json(_ref("WorkflowEnvelope")), "404": _error("unknown id")},
+            }
+        },
+        "/api/workflow/{workflow_id}/jobs": {
+            "get": {
+                "tags": read,
+                "summary": "A run's jobs / tasks",
+                "parameters": [
+                    WORKFLOW_ID,
+                    _query(
+                        "status",
+                        "comma-separated statuses: " + ", ".join(JobStatus),
+                        {"type": "string"},
+                    ),
+                    _query("name", "rule or process name", {"type": "string"}),
+                    *PAGE,
+                ],
+                "responses": {
+                    "200": _json(_ref("JobList")),
+                    "400": _error("bad query parameter"),
+                    "404": _error("unknown id"),
+                },
+            }
+        },
+        "/api/workflow/{workflow_id}/job/{job_id}": {
+            "get": {
+                "tags": read,
+                "summary": "One job (panoptes' plural key `jobs` is kept)",
+                "parameters": [
+                    WORKFLOW_ID,
+                    _path_param("job_id", "Snakemake jobid or Nextflow taskId"),
+                ],
+                "responses": {"200": _json(_ref("JobEnvelope")), "404": _error("unknown id")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["meta"],
+                "summary": "This document",
+                "responses": {"200": _json(_OBJECT)},
+            }
+        },
+        "/docs": {
+            "get": {
+                "tags": ["meta"],
+                "summary": "This document as a web page",
+                "responses": {"200": {"description": "HTML"}},
+            }
+        },
+    }
+    paths.update(_tower_paths(""))
+    api_tower = _tower_paths("/api")
+    api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
+    paths.update(api_tower)
+    components = _schemas(
+        serializers.WorkflowList,
+        serializers.WorkflowEnvelope,
+        serializers.JobList,
+        serializers.JobEnvelope,
+        serializers.WorkflowSummary,
+        BatchIn,
+    )
+    components["Error"] = ERROR_SCHEMA
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "panoptes",
+            "version": hub_version(),
+            "description": "Live monitoring hub for Snakemake and Nextflow runs.",
+        },
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI document."""
+    return jsonify(document())
+
+
+@bp.get("/docs")
+def docs() -> str:
+    """The OpenAPI document rendered on the server: no script, nothing from a CDN."""
+    return render_template("docs.html", spec=document())

@@ -1,0 +1,615 @@
+"""The only module that writes to the database.
+
+Every change is one transaction: the raw event is recorded and its normalised effect applied
+together, and callers answer the client only after ``commit``. ``reindex`` replays the raw
+events through the same ``_apply`` to rebuild workflows and jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from . import config
+from .extensions import db
+from .models import Job, RawEvent, Workflow, utcnow
+from .normalize import rules, snakemake, tower
+from .normalize.coerce import json_safe
+from .normalize.schema import (
+    Engine,
+    Event,
+    Heartbeat,
+    JobStatus,
+    JobUpdate,
+    Reconcile,
+    ShellCommand,
+    WorkflowInfo,
+    WorkflowOutcome,
+    WorkflowProgress,
+    WorkflowStatus,
+)
+
+HUB = "hub"  # engine name of the raw events that record what people did (rename, cancel)
+_BASE62 = string.digits + string.ascii_letters
+GENERATED_ID_LENGTH = 14
+_ID_CHARS = frozenset(_BASE62 + "_.-")
+_COUNTER = {
+    JobStatus.PENDING: "n_pending",
+    JobStatus.SUBMITTED: "n_submitted",
+    JobStatus.RUNNING: "n_running",
+    JobStatus.DONE: "n_done",
+    JobStatus.ERROR: "n_error",
+    JobStatus.CACHED: "n_cached",
+    JobStatus.ABORTED: "n_aborted",
+}
+# Set once per attempt: a later duplicate must not move the start of a job.
+_SET_ONCE = frozenset({"submitted_at", "started_at"})
+
+
+class EngineMismatch(Exception):
+    """An event of one engine addressed to a workflow of the other."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    workflow: Workflow
+    accepted: int
+    duplicates: int
+
+
+def new_workflow_id() -> str:
+    """A fresh public id: 14 base62 characters (Tower requires at most 16)."""
+    return "".join(secrets.choice(_BASE62) for _ in range(GENERATED_ID_LENGTH))
+
+
+def is_valid_workflow_id(value: str) -> bool:
+    """Ids adopted from clients: 1-64 characters of base62, ``_``, ``.``, ``-``, starting
+    alphanumeric (so they are safe in URLs and paths)."""
+    return 0 < len(value) <= 64 and value[0] in _BASE62 and all(char in _ID_CHARS for char in value)
+
+
+@contextmanager
+def write_transaction() -> Iterator[Session]:
+    """A write transaction that commits on success and rolls back on any error.
+
+    On SQLite it starts with BEGIN IMMEDIATE (see ``database.py``): taking the write lock up
+    front is what keeps concurrent workers from failing with "database is locked".
+    """
+    session = db.session()
+    if session.in_transaction():
+        session.rollback()  # only reads can be pending: every write goes through here
+    session.connection(execution_options={"panoptes_write": True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+# -- ingestion entry points -------------------------------------------------------------------
+
+
+def snakemake_create(
+    query: Mapping[str, str], body: Any, received_at: datetime | None = None
+) -> Workflow:
+    """``GET /create_workflow`` with panoptes' naming rules for a requested name."""
+    received_at = received_at or utcnow()
+    requested = (query.get("workflow_id") or query.get("name") or "").strip()[:255]
+    with write_transaction() as session:
+        workflow_id = new_workflow_id()
+        if requested:
+            previous = session.scalars(
+                select(Workflow)
+                .where(Workflow.name == requested, Workflow.engine == Engine.SNAKEMAKE)
+                .order_by(Workflow.pk.desc())
+                .limit(1)
+            ).first()
+            if previous is not None and not _is_live(previous, received_at):
+                workflow_id = previous.id  # panoptes resets and reuses a finished run's row
+        raw = _record(
+            session,
+            Engine.SNAKEMAKE,
+            "create",
+            workflow_id,
+            {"query": dict(query), "body": json_safe(body)},
+            received_at,
+        )
+        return _applied(session, raw)
+
+
+def snakemake_update(
+    workflow_id: str, envelope: Mapping[str, Any], received_at: datetime | None = None
+) -> Workflow:
+    """One ``/update_workflow_status`` envelope (``msg`` already checked to decode)."""
+    with write_transaction() as session:
+        raw = _record(
+            session,
+            Engine.SNAKEMAKE,
+            "update",
+            workflow_id,
+            json_safe(dict(envelope)),
+            received_at or utcnow(),
+        )
+        return _applied(session, raw)
+
+
+def snakemake_batch(
+    workflow_id: str, events: Sequence[Mapping[str, Any]], received_at: datetime | None = None
+) -> BatchResult:
+    """Our plugin's batch: all events in one transaction, re-sent event ids skipped."""
+    received_at = received_at or utcnow()
+    with write_transaction() as session:
+        workflow = _lock_workflow(session, workflow_id, Engine.SNAKEMAKE, received_at)
+        keys = [str(e["event_id"]) for e in events if e.get("event_id") is not None]
+        seen = set()
+        if keys:
+            seen = set(
+                session.scalars(
+                    select(RawEvent.dedupe_key).where(
+                        RawEvent.workflow_id == workflow_id, RawEvent.dedupe_key.in_(keys)
+                    )
+                )
+            )
+        accepted = 0
+        for event in events:
+            key = event.get("event_id")
+            key = None if key is None else str(key)
+            if key is not None and key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            raw = _record(
+                session,
+                Engine.SNAKEMAKE,
+                "event",
+                workflow_id,
+                json_safe(dict(event)),
+                received_at,
+                dedupe_key=key,
+            )
+            _apply(session, raw, workflow)
+            accepted += 1
+        return BatchResult(workflow, accepted, len(events) - accepted)
+
+
+def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -> Workflow:
+    """``POST /trace/create``: a new run, or the one Platform launched (``workflowId``)."""
+    requested = body.get("workflowId")
+    workflow_id = (
+        requested
+        if isinstance(requested, str) and requested and is_valid_workflow_id(requested)
+        else new_workflow_id()
+    )
+    return tower_event("create", workflow_id, body, received_at)
+
+
+def tower_event(
+    kind: str, workflow_id: str, body: Mapping[str, Any], received_at: datetime | None = None
+) -> Workflow:
+    """Any trace call; an id the hub does not know creates the run (after a database reset)."""
+    with write_transaction() as session:
+        raw = _record(
+            session,
+            Engine.NEXTFLOW,
+            kind,
+            workflow_id,
+            json_safe(dict(body)),
+            received_at or utcnow(),
+        )
+        return _applied(session, raw)
+
+
+def rename(workflow_id: str, name: str) -> Workflow | None:
+    """A person renames a run; engines no longer change the name afterwards."""
+    return _hub_action("rename", workflow_id, {"name": name})
+
+
+def cancel(workflow_id: str) -> Workflow | None:
+    """A person marks a run cancelled."""
+    return _hub_action("cancel", workflow_id, {})
+
+
+def delete_workflow(workflow_id: str) -> bool:
+    """Delete a run with its jobs and raw events (so a reindex does not bring it back)."""
+    with write_transaction() as session:
+        workflow = _find_locked(session, workflow_id)
+        if workflow is None:
+            return False
+        session.execute(delete(Job).where(Job.workflow_pk == workflow.pk))
+        session.execute(delete(RawEvent).where(RawEvent.workflow_id == workflow_id))
+        session.delete(workflow)
+        return True
+
+
+def delete_all() -> int:
+    """Delete every run, job and raw event; the number of runs deleted."""
+    with write_transaction() as session:
+        count = session.scalar(select(func.count()).select_from(Workflow)) or 0
+        session.execute(delete(Job))
+        session.execute(delete(Workflow))
+        session.execute(delete(RawEvent))
+        return count
+
+
+def reindex(page_size: int = 1000) -> int:
+    """Rebuild workflows and jobs from the raw events; the number of events replayed."""
+    replayed = 0
+    with write_transaction() as session:
+        session.execute(delete(Job))
+        session.execute(delete(Workflow))
+        last_pk = 0
+        while True:
+            page = session.scalars(
+                select(RawEvent).where(RawEvent.pk > last_pk).order_by(RawEvent.pk).limit(page_size)
+            ).all()
+            if not page:
+                break
+            for raw in page:
+                _apply(session, raw)
+            last_pk = page[-1].pk
+            replayed += len(page)
+            session.flush()
+            session.expunge_all()
+    return replayed
+
+
+# -- internals --------------------------------------------------------------------------------
+
+
+def _is_live(workflow: Workflow, at: datetime) -> bool:
+    """Running and not yet stale at ``at`` (a decision taken at event time, so replays agree)."""
+    if workflow.status != WorkflowStatus.RUNNING:
+        return False
+    stale_after = config.stale_after(current_app.config)
+    return stale_after is None or workflow.updated_at >= at - stale_after
+
+
+def _record(
+    session: Session,
+    engine: str,
+    kind: str,
+    workflow_id: str | None,
+    body: Any,
+    received_at: datetime,
+    dedupe_key: str | None = None,
+) -> RawEvent:
+    raw = RawEvent(
+        engine=str(engine),
+        kind=kind,
+        workflow_id=workflow_id,
+        received_at=received_at,
+        body=body,
+        dedupe_key=dedupe_key,
+    )
+    session.add(raw)
+    return raw
+
+
+def _hub_action(kind: str, workflow_id: str, body: dict[str, Any]) -> Workflow | None:
+    with write_transaction() as session:
+        workflow = _find_locked(session, workflow_id)
+        if workflow is None:
+            return None
+        raw = _record(session, HUB, kind, workflow_id, body, utcnow())
+        return _apply(session, raw, workflow)
+
+
+def _find_locked(session: Session, workflow_id: str) -> Workflow | None:
+    """The workflow row, locked until the end of this transaction (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serialises writers)."""
+    return session.scalars(
+        select(Workflow).where(Workflow.id == workflow_id).with_for_update()
+    ).first()
+
+
+def _lock_workflow(
+    session: Session, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
+) -> Workflow:
+    """The workflow row, locked for this transaction; created if unknown."""
+    workflow = _find_locked(session, workflow_id)
+    if workflow is None:
+        workflow = Workflow(
+            id=workflow_id,
+            engine=str(engine),
+            name=name or workflow_id,
+            status=WorkflowStatus.RUNNING,
+            created_at=at,
+            started_at=at,
+            updated_at=at,
+        )
+        _zero_counters(workflow)
+        session.add(workflow)
+        session.flush()
+    elif workflow.engine != engine:
+        raise EngineMismatch(
+            f"workflow {workflow_id} is a {workflow.engine} run, not a {engine} one"
+        )
+    return workflow
+
+
+def _zero_counters(workflow: Workflow) -> None:
+    for attribute in _COUNTER.values():
+        setattr(workflow, attribute, 0)
+
+
+def _apply(session: Session, raw: RawEvent, workflow: Workflow | None = None) -> Workflow | None:
+    """Apply one raw event; the single code path of ingestion and reindex."""
+    at = raw.received_at
+    assert raw.workflow_id is not None
+    if raw.engine == HUB:
+        workflow = workflow or _find_locked(session, raw.workflow_id)
+        if workflow is not None:
+            _apply_hub_action(workflow, raw.kind, raw.body or {}, at)
+        return workflow
+    engine = Engine(raw.engine)
+    body = raw.body if isinstance(raw.body, dict) else {}
+    if engine is Engine.SNAKEMAKE and raw.kind == "create":
+        return _apply_snakemake_create(session, raw.workflow_id, body, at)
+    workflow = workflow or _lock_workflow(session, raw.workflow_id, engine, at)
+    if engine is Engine.SNAKEMAKE:
+        message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
+        events = snakemake.parse_message(message, at)
+    else:
+        events = tower.parse(raw.kind, body, at)
+    _apply_events(session, workflow, engine, events, at)
+    return workflow
+
+
+def _applied(session: Session, raw: RawEvent) -> Workflow:
+    """``_apply`` for engine events, which always leave a workflow behind."""
+    workflow = _apply(session, raw)
+    assert workflow is not None
+    return workflow
+
+
+def _apply_snakemake_create(
+    session: Session, workflow_id: str, body: dict[str, Any], at: datetime
+) -> Workflow:
+    query: dict[str, Any] = body["query"] if isinstance(body.get("query"), dict) else {}
+    request_body: dict[str, Any] = body["body"] if isinstance(body.get("body"), dict) else {}
+    requested = str(query.get("workflow_id") or query.get("name") or "").strip()[:255]
+    workflow = _find_locked(session, workflow_id)
+    if workflow is not None:
+        _reset(session, workflow, at)
+    else:
+        name = requested or workflow_id
+        if requested:
+            clash = session.scalars(
+                select(Workflow).where(Workflow.name == requested).order_by(Workflow.pk.desc())
+            ).first()
+            if clash is not None and _is_live(clash, at):
+                # The live run keeps its name; the deterministic suffix makes replays agree.
+                digest = hashlib.sha1(workflow_id.encode()).hexdigest()[:8]
+                name = f"{requested}-{digest}"
+        workflow = _lock_workflow(session, workflow_id, Engine.SNAKEMAKE, at, name=name)
+        workflow.name_locked = bool(requested)
+    _apply_events(
+        session, workflow, Engine.SNAKEMAKE, [snakemake.create_info(request_body, at)], at
+    )
+    return workflow
+
+
+def _reset(session: Session, workflow: Workflow, at: datetime) -> None:
+    session.execute(delete(Job).where(Job.workflow_pk == workflow.pk))
+    session.expire(workflow, ["jobs"])
+    _zero_counters(workflow)
+    workflow.status = WorkflowStatus.RUNNING
+    workflow.started_at = at
+    for attribute in (
+        "completed_at",
+        "progress_done",
+        "progress_total",
+        "error_message",
+        "error_report",
+        "exit_status",
+        "dag",
+        "stats",
+        "metrics",
+        "progress_detail",
+        "last_job_key",
+    ):
+        setattr(workflow, attribute, None)
+
+
+def _apply_hub_action(workflow: Workflow, kind: str, body: dict[str, Any], at: datetime) -> None:
+    if kind == "rename" and isinstance(body.get("name"), str):
+        workflow.name = body["name"]
+        workflow.name_locked = True
+    elif kind == "cancel":
+        workflow.status = WorkflowStatus.CANCELLED
+        workflow.completed_at = at
+    workflow.updated_at = at
+
+
+def _apply_events(
+    session: Session, workflow: Workflow, engine: Engine, events: Sequence[Event], at: datetime
+) -> None:
+    jobs = _load_jobs(session, workflow, events)
+    for event in events:
+        if isinstance(event, JobUpdate):
+            _apply_job(session, workflow, engine, event, jobs, at)
+        elif isinstance(event, WorkflowInfo):
+            _apply_info(workflow, event)
+        elif isinstance(event, WorkflowProgress):
+            _apply_progress(workflow, event)
+        elif isinstance(event, WorkflowOutcome):
+            _apply_outcome(workflow, event)
+        elif isinstance(event, Reconcile):
+            _apply_reconcile(workflow, event)
+        elif isinstance(event, ShellCommand):
+            _apply_shell_command(session, workflow, event, jobs)
+        elif isinstance(event, Heartbeat):
+            pass
+    workflow.updated_at = at
+
+
+def _load_jobs(session: Session, workflow: Workflow, events: Sequence[Event]) -> dict[str, Job]:
+    """The jobs these events touch, in one indexed query."""
+    keys = {e.key for e in events if isinstance(e, JobUpdate)}
+    if any(isinstance(e, ShellCommand) for e in events) and workflow.last_job_key:
+        keys.add(workflow.last_job_key)
+    if not keys:
+        return {}
+    rows = session.scalars(select(Job).where(Job.workflow_pk == workflow.pk, Job.job_key.in_(keys)))
+    return {job.job_key: job for job in rows}
+
+
+def _count(workflow: Workflow, status: str, delta: int) -> None:
+    attribute = _COUNTER[JobStatus(status)]
+    setattr(workflow, attribute, (getattr(workflow, attribute) or 0) + delta)
+
+
+def _apply_job(
+    session: Session,
+    workflow: Workflow,
+    engine: Engine,
+    update: JobUpdate,
+    jobs: dict[str, Job],
+    at: datetime,
+) -> None:
+    job = jobs.get(update.key)
+    if job is None:
+        status = update.status or JobStatus.PENDING
+        job = Job(
+            workflow_pk=workflow.pk,
+            job_key=update.key,
+            status=status,
+            attempt=1,
+            updated_at=at,
+        )
+        _set_fields(job, update.fields, overwrite=True, new_attempt=False)
+        session.add(job)
+        jobs[update.key] = job
+        _count(workflow, status, +1)
+    else:
+        current = JobStatus(job.status)
+        incoming = update.status or current
+        status, new_attempt = rules.next_job_status(
+            engine, current, incoming, update.starts_attempt
+        )
+        if new_attempt:
+            job.attempt += 1
+            for attribute in ("started_at", "completed_at", "exit_code", "error_message"):
+                setattr(job, attribute, None)
+        overwrite = rules.accepts_job_update(current, update.status, status)
+        _set_fields(job, update.fields, overwrite=overwrite, new_attempt=new_attempt)
+        if status is not current:
+            job.status = status
+            _count(workflow, current, -1)
+            _count(workflow, status, +1)
+        job.updated_at = at
+    if update.announces:
+        workflow.last_job_key = update.key
+    if update.starts_attempt:
+        workflow.status = rules.after_job_start(
+            WorkflowStatus(workflow.status), workflow.completed_at is not None
+        )
+
+
+def _set_fields(job: Job, fields: Mapping[str, Any], overwrite: bool, new_attempt: bool) -> None:
+    for name, value in fields.items():
+        current = getattr(job, name)
+        if name == "extra" and isinstance(value, dict):
+            if overwrite or current is None:
+                job.extra = {**(current or {}), **value}
+            continue
+        if current is not None and (not overwrite or (name in _SET_ONCE and not new_attempt)):
+            continue
+        setattr(job, name, value)
+
+
+def _apply_info(workflow: Workflow, info: WorkflowInfo) -> None:
+    if info.name and not workflow.name_locked:
+        workflow.name = info.name
+    for attribute in (
+        "started_at",
+        "user",
+        "host",
+        "command_line",
+        "work_dir",
+        "project",
+        "revision",
+        "engine_version",
+        "session_id",
+        "params",
+        "config",
+        "dag",
+    ):
+        value = getattr(info, attribute)
+        if value is not None:
+            setattr(workflow, attribute, value)
+    if info.extra:
+        workflow.extra = {**(workflow.extra or {}), **info.extra}
+
+
+def _apply_progress(workflow: Workflow, progress: WorkflowProgress) -> None:
+    if progress.done is not None:
+        workflow.progress_done = progress.done
+    if progress.total is not None:
+        workflow.progress_total = progress.total
+    if progress.detail is not None:
+        workflow.progress_detail = progress.detail
+    if not progress.decides_status:
+        return
+    before = WorkflowStatus(workflow.status)
+    after = rules.after_progress(before, workflow.progress_done, workflow.progress_total)
+    if after is before:
+        return
+    workflow.status = after
+    if after is WorkflowStatus.DONE:
+        workflow.completed_at = progress.at
+        workflow.error_message = workflow.error_report = None
+    else:
+        workflow.completed_at = None
+
+
+def _apply_outcome(workflow: Workflow, outcome: WorkflowOutcome) -> None:
+    workflow.status = outcome.status
+    if outcome.final:
+        workflow.completed_at = outcome.completed_at or outcome.at
+    if outcome.status is WorkflowStatus.DONE:
+        workflow.error_message = workflow.error_report = None
+    if outcome.error_message is not None:
+        workflow.error_message = outcome.error_message
+    if outcome.error_report is not None:
+        workflow.error_report = outcome.error_report
+    for attribute in ("exit_status", "stats", "metrics"):
+        value = getattr(outcome, attribute)
+        if value is not None:
+            setattr(workflow, attribute, value)
+
+
+def _apply_reconcile(workflow: Workflow, event: Reconcile) -> None:
+    rows = sum(getattr(workflow, attribute) or 0 for attribute in _COUNTER.values())
+    status = rules.after_success(WorkflowStatus(workflow.status), rows)
+    workflow.status = status
+    workflow.completed_at = event.at
+    if status is WorkflowStatus.DONE:
+        workflow.progress_total = rows
+        workflow.progress_done = (workflow.n_done or 0) + (workflow.n_cached or 0)
+        workflow.error_message = workflow.error_report = None
+
+
+def _apply_shell_command(
+    session: Session, workflow: Workflow, event: ShellCommand, jobs: dict[str, Job]
+) -> None:
+    if workflow.last_job_key is None:
+        return
+    job = jobs.get(workflow.last_job_key)
+    if job is None:
+        job = session.scalars(
+            select(Job).where(Job.workflow_pk == workflow.pk, Job.job_key == workflow.last_job_key)
+        ).first()
+    if job is not None and job.command is None:
+        job.command = event.command
