@@ -12,8 +12,8 @@ from typing import Any
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
-# Texts longer than this are cut: a several-MB shell command is a client bug, not data to index.
-MAX_TEXT = 1_000_000
+# Free texts (config, error reports) are kept whole up to the largest accepted body.
+MAX_TEXT = 64 * 1024 * 1024
 _EPOCH_MIN = 0.0
 _EPOCH_MAX = 253402300799.0  # 9999-12-31
 

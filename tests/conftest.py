@@ -1,0 +1,256 @@
+"""Shared fixtures: a fresh database per test, on SQLite or (``--backend postgresql``) on a
+throwaway PostgreSQL database; a live hub process for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import URL
+
+from panoptes import create_app
+from panoptes.config import database_uri
+from panoptes.extensions import db
+
+DATA = Path(__file__).parent / "data"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="database the whole suite runs on (postgresql: a throwaway database on the server "
+        "of PANOPTES_TEST_POSTGRES_URL, default " + DEFAULT_POSTGRES_URL + ")",
+    )
+    parser.addoption(
+        "--require-postgresql",
+        action="store_true",
+        help="fail, instead of skipping, when PostgreSQL cannot be reached (CI sets it)",
+    )
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def load_json(relative: str) -> Any:
+    """A recorded payload from tests/data."""
+    return json.loads((DATA / relative).read_text())
+
+
+def load_jsonl(relative: str) -> list[dict[str, Any]]:
+    """A recorded capture: one JSON object per line."""
+    return [json.loads(line) for line in (DATA / relative).read_text().splitlines() if line]
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _server_url() -> URL:
+    return make_url(database_uri(os.environ.get("PANOPTES_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)))
+
+
+def _postgres_unavailable(config: pytest.Config) -> str | None:
+    """None if PostgreSQL answers, else the reason (or a failure under --require-postgresql)."""
+    url = _server_url()
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # any driver or network error means "not available"
+        reason = (
+            f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)} "
+            f"({type(error).__name__}); set PANOPTES_TEST_POSTGRES_URL to run these tests"
+        )
+        if config.getoption("--require-postgresql"):
+            pytest.fail(reason, pytrace=False)
+        return reason
+    return None
+
+
+class PostgresDatabases:
+    """Creates throwaway databases on the test server and drops them at the end."""
+
+    def __init__(self) -> None:
+        self.server = _server_url()
+        self.created: list[str] = []
+
+    def _admin(self) -> Any:
+        return create_engine(self.server, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> str:
+        name = f"panoptes_test_{uuid.uuid4().hex[:12]}"
+        engine = self._admin()
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        self.created.append(name)
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        engine = self._admin()
+        with engine.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(pytestconfig: pytest.Config) -> Iterator[PostgresDatabases]:
+    reason = _postgres_unavailable(pytestconfig)
+    if reason:
+        pytest.skip(reason)
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: PostgresDatabases) -> str:
+    """A fresh, empty PostgreSQL database for this test (tests marked ``postgresql``)."""
+    return postgres_databases.create()
+
+
+@pytest.fixture(scope="session")
+def suite_postgres_url(pytestconfig: pytest.Config) -> Iterator[str | None]:
+    """The database the whole suite shares under ``--backend postgresql`` (else None)."""
+    if pytestconfig.getoption("--backend") != "postgresql":
+        yield None
+        return
+    reason = _postgres_unavailable(pytestconfig)
+    if reason:
+        pytest.fail(reason, pytrace=False)
+    databases = PostgresDatabases()
+    yield databases.create()
+    databases.drop_all()
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, suite_postgres_url: str | None) -> str:
+    """The URL of this test's fresh database."""
+    if suite_postgres_url is not None:
+        return suite_postgres_url
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+def _empty_tables(app: Flask) -> None:
+    with app.app_context():
+        names = ", ".join(table.name for table in db.metadata.sorted_tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    """A hub on a fresh database (migrated the way production is)."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    if database_url.startswith("postgresql"):
+        _empty_tables(app)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+# -- a live hub process ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveHub:
+    """``python -m panoptes`` as a real process on a free loopback port."""
+
+    def __init__(self, database_url: str, log_path: Path, extra_args: list[str] | None = None) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.extra_args = extra_args or []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> LiveHub:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "panoptes", "--host", "127.0.0.1", "--port", str(self.port),
+             "--db", self.database_url, *self.extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/api/service-info", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"hub did not answer in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole hub: the gunicorn master and its workers."""
+        if self.process is not None:
+            import signal
+
+            children = subprocess.run(
+                ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+            ).stdout.split()
+            self.process.send_signal(signal.SIGKILL)
+            for child in children:
+                try:
+                    os.kill(int(child), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.process.wait()
+
+
+@pytest.fixture
+def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """A started hub process on its own SQLite database."""
+    hub = LiveHub(f"sqlite:///{tmp_path / 'live.db'}", tmp_path / "hub.log").start()
+    yield hub
+    hub.stop()

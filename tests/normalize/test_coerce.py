@@ -1,0 +1,47 @@
+"""Defensive conversions, without an app."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from panoptes.normalize import coerce
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024-11-05T10:15+01:00", datetime(2024, 11, 5, 9, 15, tzinfo=UTC)),
+        ("2024-11-05T10:15:30+01:00", datetime(2024, 11, 5, 9, 15, 30, tzinfo=UTC)),
+        ("2024-11-05T10:15:30.123+01:00", datetime(2024, 11, 5, 9, 15, 30, 123000, tzinfo=UTC)),
+        ("2024-11-05T10:15:30.123456789+01:00", datetime(2024, 11, 5, 9, 15, 30, 123456, tzinfo=UTC)),
+        ("2024-10-27T17:47:00Z", datetime(2024, 10, 27, 17, 47, tzinfo=UTC)),
+        ("not a date", None),
+        (1730798130, None),
+    ],
+)
+def test_tower_dates_of_every_precision(raw, expected):
+    assert coerce.iso_datetime(raw) == expected
+
+
+def test_numbers_never_raise():
+    assert coerce.integer("12") == 12
+    assert coerce.integer(3.0) == 3
+    assert coerce.integer(3.5) is None
+    assert coerce.integer(True) is None
+    assert coerce.integer(10**30) is None
+    assert coerce.integer([1]) is None
+    assert coerce.number(float("nan")) is None
+    assert coerce.epoch_seconds(1795301541.87) == datetime.fromtimestamp(1795301541.87, UTC)
+    assert coerce.epoch_seconds(-5) is None
+    assert coerce.epoch_seconds(1e20) is None
+
+
+def test_text_drops_nul_and_caps_length():
+    assert coerce.text("a\x00b") == "ab"
+    assert coerce.text("x" * 10, limit=4) == "xxxx"
+    assert coerce.text({"a": 1}) is None
+
+
+def test_json_safe_makes_any_value_storable():
+    value = {"a": "x\x00", "b": [float("inf"), 10**40], "c": {"d": True}}
+    assert coerce.json_safe(value) == {"a": "x", "b": [None, str(10**40)], "c": {"d": True}}
