@@ -88,12 +88,3 @@ def main(
     from .server import serve
 
     serve(_app_from_cli(), host=host, port=port, workers=workers, threads=threads)
-
-
-@main.command("reindex")
-def reindex_command() -> None:
-    """Rebuild workflows and jobs from the stored raw events."""
-    from . import store
-
-    replayed = store.reindex()
-    click.echo(f"Replayed {replayed} raw events.")

@@ -28,6 +28,7 @@ ERROR_SCHEMA = {
     },
 }
 _OBJECT = {"type": "object", "additionalProperties": True}
+_HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -388,6 +389,22 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("JobEnvelope")), "404": _error("unknown id")},
             }
         },
+        "/": {
+            "get": {
+                "tags": ["dashboard"],
+                "summary": "Dashboard: all runs",
+                "responses": {"200": _HTML},
+            }
+        },
+        "/workflow/{workflow_id}": {
+            "get": {
+                "tags": ["dashboard"],
+                "summary": "Dashboard: one run (Tower's watchUrl)",
+                "parameters": [WORKFLOW_ID],
+                "responses": {"200": _HTML},
+            },
+            "patch": _tower_paths("")["/workflow/{workflow_id}"]["patch"],
+        },
         "/openapi.json": {
             "get": {
                 "tags": ["meta"],
@@ -403,7 +420,9 @@ def document() -> dict[str, Any]:
             }
         },
     }
-    paths.update(_tower_paths(""))
+    root_tower = _tower_paths("")
+    root_tower.pop("/workflow/{workflow_id}")  # merged into the dashboard's entry above
+    paths.update(root_tower)
     api_tower = _tower_paths("/api")
     api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
     paths.update(api_tower)

@@ -3,14 +3,16 @@ throwaway PostgreSQL database; a live hub process for end-to-end tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,9 @@ def load_jsonl(relative: str) -> list[dict[str, Any]]:
 
 
 def _server_url() -> URL:
-    return make_url(database_uri(os.environ.get("PANOPTES_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)))
+    return make_url(
+        database_uri(os.environ.get("PANOPTES_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    )
 
 
 def _postgres_unavailable(config: pytest.Config) -> str | None:
@@ -159,15 +163,29 @@ def _empty_tables(app: Flask) -> None:
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
+def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Builds hubs on this test's database with extra settings; closes them afterwards."""
+    apps: list[Flask] = []
+
+    def make(**settings: Any) -> Flask:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask], database_url: str) -> Flask:
     """A hub on a fresh database (migrated the way production is)."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    app = app_factory()
     if database_url.startswith("postgresql"):
         _empty_tables(app)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app
 
 
 @pytest.fixture
@@ -193,7 +211,9 @@ def free_port() -> int:
 class LiveHub:
     """``python -m panoptes`` as a real process on a free loopback port."""
 
-    def __init__(self, database_url: str, log_path: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, extra_args: list[str] | None = None
+    ) -> None:
         self.database_url = database_url
         self.log_path = log_path
         self.extra_args = extra_args or []
@@ -204,8 +224,18 @@ class LiveHub:
     def start(self, timeout: float = 30.0) -> LiveHub:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "panoptes", "--host", "127.0.0.1", "--port", str(self.port),
-             "--db", self.database_url, *self.extra_args],
+            [
+                sys.executable,
+                "-m",
+                "panoptes",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db",
+                self.database_url,
+                *self.extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -220,7 +250,9 @@ class LiveHub:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"hub did not answer in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"hub did not answer in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -234,17 +266,13 @@ class LiveHub:
     def kill(self) -> None:
         """SIGKILL the whole hub: the gunicorn master and its workers."""
         if self.process is not None:
-            import signal
-
             children = subprocess.run(
                 ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
             ).stdout.split()
             self.process.send_signal(signal.SIGKILL)
             for child in children:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(child), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             self.process.wait()
 
 

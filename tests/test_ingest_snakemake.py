@@ -16,7 +16,9 @@ def workflow(client, workflow_id):
 
 
 def jobs(client, workflow_id, **query):
-    response = client.get(f"/api/workflow/{workflow_id}/jobs", query_string={"limit": 1000, **query})
+    response = client.get(
+        f"/api/workflow/{workflow_id}/jobs", query_string={"limit": 1000, **query}
+    )
     assert response.status_code == 200
     return {job["jobid"]: job for job in response.get_json()["jobs"]}
 
@@ -40,7 +42,9 @@ def test_service_info_says_running_and_advertises_batches(client):
 
 
 def test_snakemake9_upstream_plugin_success(client):
-    workflow_id, statuses = replay_http_capture("snakemake/panoptes_success.jsonl", flask_sender(client))
+    workflow_id, statuses = replay_http_capture(
+        "snakemake/panoptes_success.jsonl", flask_sender(client)
+    )
     assert set(statuses) == {200}
     run = workflow(client, workflow_id)
     assert run["engine"] == "snakemake"
@@ -50,7 +54,9 @@ def test_snakemake9_upstream_plugin_success(client):
     by_id = jobs(client, workflow_id)
     assert len(by_id) == 8
     assert {j["status"] for j in by_id.values()} == {"Done"}
-    process_a = next(j for j in by_id.values() if j["name"] == "process" and j["wildcards"] == {"sample": "A"})
+    process_a = next(
+        j for j in by_id.values() if j["name"] == "process" and j["wildcards"] == {"sample": "A"}
+    )
     assert process_a["output"] == ["results/A.processed.txt"]
     assert process_a["msg"] == "Processing sample A"
     assert process_a["resources"]["mem_mb"] == 100
@@ -59,7 +65,9 @@ def test_snakemake9_upstream_plugin_success(client):
 
 
 def test_snakemake9_upstream_plugin_failure(client):
-    workflow_id, statuses = replay_http_capture("snakemake/panoptes_failure.jsonl", flask_sender(client))
+    workflow_id, statuses = replay_http_capture(
+        "snakemake/panoptes_failure.jsonl", flask_sender(client)
+    )
     assert set(statuses) == {200}
     run = workflow(client, workflow_id)
     assert run["status"] == "Error"
@@ -67,14 +75,22 @@ def test_snakemake9_upstream_plugin_failure(client):
     assert run["jobs_failed"] == 1
     by_id = jobs(client, workflow_id)
     failed = [j for j in by_id.values() if j["status"] == "Error"]
-    assert [(j["jobid"], j["name"], j["wildcards"]) for j in failed] == [("4", "process", {"sample": "B"})]
+    assert [(j["jobid"], j["name"], j["wildcards"]) for j in failed] == [
+        ("4", "process", {"sample": "B"})
+    ]
     assert run["jobs_done"] == sum(1 for j in by_id.values() if j["status"] == "Done")
 
 
 def test_snakemake732_raw_json_without_content_type(client):
     records = load_jsonl("snakemake/legacy_success.jsonl")
-    assert all("Content-Type" not in r["headers"] for r in records if r["path"] == "/update_workflow_status")
-    workflow_id, statuses = replay_http_capture("snakemake/legacy_success.jsonl", flask_sender(client))
+    assert all(
+        "Content-Type" not in r["headers"]
+        for r in records
+        if r["path"] == "/update_workflow_status"
+    )
+    workflow_id, statuses = replay_http_capture(
+        "snakemake/legacy_success.jsonl", flask_sender(client)
+    )
     assert set(statuses) == {200}
     run = workflow(client, workflow_id)
     assert run["status"] == "Done"
@@ -85,14 +101,18 @@ def test_snakemake732_raw_json_without_content_type(client):
     by_id = jobs(client, workflow_id)
     assert all(j["shell_command"] for j in by_id.values() if j["name"] != "all")
     # client times: the inner epoch timestamps, not the arrival time
-    first_info = next(r["msg_json"] for r in records if r.get("msg_json", {}).get("level") == "job_info")
+    first_info = next(
+        r["msg_json"] for r in records if r.get("msg_json", {}).get("level") == "job_info"
+    )
     job = by_id[str(first_info["jobid"])]
     assert job["started_at"].startswith("2026-11-21T")
 
 
 def test_snakemake8_duplicates_and_rename_with_empty_object(client, app):
     run_doc = load_json("snakemake/snakemake8_wms/run_success.json")
-    workflow_id, statuses = replay_wms_run("snakemake/snakemake8_wms/run_success.json", flask_sender(client))
+    workflow_id, statuses = replay_wms_run(
+        "snakemake/snakemake8_wms/run_success.json", flask_sender(client)
+    )
     assert set(statuses) == {200}, "PUT {} must not answer 400"
     run = workflow(client, workflow_id)
     assert run["status"] == "Done"
@@ -119,7 +139,12 @@ def test_snakemake731_form_bodies(client):
 def update(client, workflow_id, msg, **extra):
     return client.post(
         "/update_workflow_status",
-        data={"msg": json.dumps(msg), "timestamp": "Sat Nov 21 22:48:14 2026", "id": workflow_id, **extra},
+        data={
+            "msg": json.dumps(msg),
+            "timestamp": "Sat Nov 21 22:48:14 2026",
+            "id": workflow_id,
+            **extra,
+        },
     )
 
 
@@ -134,13 +159,19 @@ def test_job_started_before_job_info_and_retry_with_the_same_jobid(client):
     send = lambda msg: update(client, workflow_id, msg).status_code  # noqa: E731
     assert send({"level": "progress", "done": 0, "total": 1}) == 200
     assert send({"level": "job_started", "jobs": [4]}) == 200
-    assert send({"level": "job_info", "jobid": 4, "name": "process", "wildcards": {"sample": "B"}}) == 200
+    assert (
+        send({"level": "job_info", "jobid": 4, "name": "process", "wildcards": {"sample": "B"}})
+        == 200
+    )
     assert send({"level": "error", "msg": "RuleException"}) == 200
     assert send({"level": "job_error", "jobid": 4, "name": "process"}) == 200
     assert workflow(client, workflow_id)["status"] == "Error"
     assert send({"level": "job_started", "jobs": [4]}) == 200
     assert workflow(client, workflow_id)["status"] == "Running"  # the retry revives the run
-    assert send({"level": "job_info", "jobid": 4, "name": "process", "wildcards": {"sample": "B"}}) == 200
+    assert (
+        send({"level": "job_info", "jobid": 4, "name": "process", "wildcards": {"sample": "B"}})
+        == 200
+    )
     assert send({"level": "job_finished", "jobid": 4}) == 200
     assert send({"level": "progress", "done": 1, "total": 1}) == 200
     run = workflow(client, workflow_id)
@@ -158,7 +189,10 @@ def test_keep_going_failure_is_error_with_exact_counts(client):
         {"level": "job_error", "jobid": 1, "name": "a", "msg": "exit 3"},
         {"level": "job_finished", "jobid": 2},
         {"level": "progress", "done": 1, "total": 3},
-        {"level": "error", "msg": "WorkflowError:\nAt least one job did not complete successfully."},
+        {
+            "level": "error",
+            "msg": "WorkflowError:\nAt least one job did not complete successfully.",
+        },
     ):
         assert update(client, workflow_id, msg).status_code == 200
     run = workflow(client, workflow_id)
@@ -207,7 +241,11 @@ def test_unknown_levels_and_python_literal_messages_are_kept(client, app):
 
 def test_json_body_with_content_type_and_integer_id(client):
     workflow_id = new_run(client)["id"]
-    body = {"msg": json.dumps({"level": "progress", "done": 1, "total": 4}), "timestamp": "t", "id": workflow_id}
+    body = {
+        "msg": json.dumps({"level": "progress", "done": 1, "total": 4}),
+        "timestamp": "t",
+        "id": workflow_id,
+    }
     response = client.post("/update_workflow_status", json=body)
     assert response.status_code == 200 and response.data == b"ok"
     assert workflow(client, workflow_id)["jobs_total"] == 4
@@ -230,7 +268,9 @@ def test_unknown_id_creates_the_run_instead_of_an_error(client):
         ({"msg": '{"level": "info"}', "timestamp": "t", "id": "x" * 65}, "id"),
     ],
 )
-def test_malformed_updates_get_400_with_a_clear_message_and_write_nothing(client, app, data, problem):
+def test_malformed_updates_get_400_with_a_clear_message_and_write_nothing(
+    client, app, data, problem
+):
     response = client.post("/update_workflow_status", data=data)
     assert response.status_code == 400
     body = response.get_json()
@@ -267,7 +307,9 @@ def test_create_reuses_a_finished_run_and_resets_it(client):
 
 
 def test_create_workflow_accepts_odd_bodies_and_extra_query_keys(client):
-    response = client.get("/create_workflow?name=x&team=lab", data=b"\xff\xfe not utf8", content_type="")
+    response = client.get(
+        "/create_workflow?name=x&team=lab", data=b"\xff\xfe not utf8", content_type=""
+    )
     assert response.status_code == 200
     assert response.get_json()["name"] == "x"
 
@@ -287,14 +329,36 @@ def test_snakemake8_put_with_arguments_renames(client):
 def test_batch_route_is_idempotent(client, app):
     workflow_id = new_run(client)["id"]
     events = [
-        {"event_id": "run1:1", "level": "progress", "done": 0, "total": 1, "timestamp": 1795301541.0},
-        {"event_id": "run1:2", "level": "job_info", "jobid": 1, "name": "a", "timestamp": 1795301542.0},
+        {
+            "event_id": "run1:1",
+            "level": "progress",
+            "done": 0,
+            "total": 1,
+            "timestamp": 1795301541.0,
+        },
+        {
+            "event_id": "run1:2",
+            "level": "job_info",
+            "jobid": 1,
+            "name": "a",
+            "timestamp": 1795301542.0,
+        },
         {"event_id": "run1:3", "level": "job_finished", "jobid": 1, "timestamp": 1795301543.0},
-        {"event_id": "run1:4", "level": "progress", "done": 1, "total": 1, "timestamp": 1795301543.5},
+        {
+            "event_id": "run1:4",
+            "level": "progress",
+            "done": 1,
+            "total": 1,
+            "timestamp": 1795301543.5,
+        },
     ]
-    first = client.post("/api/snakemake/events", json={"workflow_id": workflow_id, "events": events})
+    first = client.post(
+        "/api/snakemake/events", json={"workflow_id": workflow_id, "events": events}
+    )
     assert first.get_json() == {"workflow_id": workflow_id, "accepted": 4, "duplicates": 0}
-    again = client.post("/api/snakemake/events", json={"workflow_id": workflow_id, "events": events})
+    again = client.post(
+        "/api/snakemake/events", json={"workflow_id": workflow_id, "events": events}
+    )
     assert again.get_json() == {"workflow_id": workflow_id, "accepted": 0, "duplicates": 4}
     assert len(raw_events(app, workflow_id)) == 1 + 4
     run = workflow(client, workflow_id)
@@ -304,8 +368,11 @@ def test_batch_route_is_idempotent(client, app):
 
 def test_batch_route_rejects_malformed_batches_whole(client):
     workflow_id = new_run(client)["id"]
-    for body in ({"events": []}, {"workflow_id": workflow_id, "events": [1, 2]},
-                 {"workflow_id": workflow_id, "events": "x"}):
+    for body in (
+        {"events": []},
+        {"workflow_id": workflow_id, "events": [1, 2]},
+        {"workflow_id": workflow_id, "events": "x"},
+    ):
         response = client.post("/api/snakemake/events", json=body)
         assert response.status_code == 400, body
         assert response.get_json()["error"] == "invalid"
@@ -317,6 +384,8 @@ def test_form_body_round_trip_of_recorded_envelope(client):
     workflow_id = new_run(client)["id"]
     form = dict(record["form"], id=workflow_id)
     response = client.post(
-        "/update_workflow_status", data=urlencode(form), content_type="application/x-www-form-urlencoded"
+        "/update_workflow_status",
+        data=urlencode(form),
+        content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 200

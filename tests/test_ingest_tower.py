@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from panoptes import create_app
 from tests.conftest import load_json
 from tests.replay import flask_sender, replay_tower
 
@@ -25,28 +24,48 @@ def put(client, path, body, **kwargs):
 @pytest.mark.parametrize("query", [{}, {"workspaceId": "12345"}])
 def test_modern_lifecycle_answers_what_nextflow_reads(client, prefix, query):
     create = client.post(
-        f"{prefix}/trace/create", json=load_json("tower/modern/00_create_request.json"), query_string=query
+        f"{prefix}/trace/create",
+        json=load_json("tower/modern/00_create_request.json"),
+        query_string=query,
     )
     assert create.status_code == 200
     workflow_id = create.get_json()["workflowId"]
     assert re.fullmatch(r"[A-Za-z0-9]{14}", workflow_id)
     assert create.get_json()["watchUrl"].endswith(f"/workflow/{workflow_id}")
 
-    begin = put(client, f"{prefix}/trace/{workflow_id}/begin", load_json("tower/modern/01_begin_request.json"),
-                query_string=query)
+    begin = put(
+        client,
+        f"{prefix}/trace/{workflow_id}/begin",
+        load_json("tower/modern/01_begin_request.json"),
+        query_string=query,
+    )
     assert begin.status_code == 200
     assert begin.get_json() == {
-        "status": "OK", "workflowId": workflow_id, "watchUrl": create.get_json()["watchUrl"]
+        "status": "OK",
+        "workflowId": workflow_id,
+        "watchUrl": create.get_json()["watchUrl"],
     }
     for name in ("02_progress_request_submitted", "03_progress_request_completed"):
-        response = put(client, f"{prefix}/trace/{workflow_id}/progress", load_json(f"tower/modern/{name}.json"),
-                       query_string=query)
+        response = put(
+            client,
+            f"{prefix}/trace/{workflow_id}/progress",
+            load_json(f"tower/modern/{name}.json"),
+            query_string=query,
+        )
         assert response.get_json() == {"status": "OK", "workflowId": workflow_id}
-    heartbeat = put(client, f"{prefix}/trace/{workflow_id}/heartbeat",
-                    load_json("tower/modern/04_heartbeat_request.json"), query_string=query)
+    heartbeat = put(
+        client,
+        f"{prefix}/trace/{workflow_id}/heartbeat",
+        load_json("tower/modern/04_heartbeat_request.json"),
+        query_string=query,
+    )
     assert heartbeat.get_json() == {"message": "OK"}
-    complete = put(client, f"{prefix}/trace/{workflow_id}/complete",
-                   load_json("tower/modern/05_complete_request_success.json"), query_string=query)
+    complete = put(
+        client,
+        f"{prefix}/trace/{workflow_id}/complete",
+        load_json("tower/modern/05_complete_request_success.json"),
+        query_string=query,
+    )
     assert complete.get_json() == {"status": "OK", "workflowId": workflow_id}
 
     run, tasks = run_and_tasks(client, workflow_id)
@@ -83,11 +102,15 @@ def test_legacy_failed_run_takes_the_outcome_from_success(client):
 
 
 def test_multitask_run_stores_every_task(client):
-    workflow_id, statuses = replay_tower("nf-tower/workflow_multitasks", flask_sender(client), prefix="/api")
+    workflow_id, statuses = replay_tower(
+        "nf-tower/workflow_multitasks", flask_sender(client), prefix="/api"
+    )
     assert set(statuses) == {200}
     run, tasks = run_and_tasks(client, workflow_id)
     task_ids = set()
-    for path in sorted((load_json.__globals__["DATA"] / "tower/nf-tower/workflow_multitasks").glob("*task*.json")):
+    for path in sorted(
+        (load_json.__globals__["DATA"] / "tower/nf-tower/workflow_multitasks").glob("*task*.json")
+    ):
         task_ids |= {str(t["taskId"]) for t in json.loads(path.read_text())["tasks"]}
     assert set(tasks) == task_ids
     assert run["status"] == "Done"
@@ -110,7 +133,8 @@ def test_a_late_event_never_moves_a_task_backwards(client):
 def test_progress_for_an_unknown_id_creates_the_run(client):
     for kind in ("progress", "heartbeat"):
         workflow_id = f"Unknown{kind}"
-        body = load_json(f"tower/modern/{'02_progress_request_submitted' if kind == 'progress' else '04_heartbeat_request'}.json")
+        name = "02_progress_request_submitted" if kind == "progress" else "04_heartbeat_request"
+        body = load_json(f"tower/modern/{name}.json")
         response = put(client, f"/trace/{workflow_id}/{kind}", body)
         assert response.status_code == 200
         run, _ = run_and_tasks(client, workflow_id)
@@ -118,10 +142,21 @@ def test_progress_for_an_unknown_id_creates_the_run(client):
 
 
 def test_complete_without_begin_and_begin_without_create(client):
-    assert put(client, "/trace/OnlyComplete1/complete",
-               load_json("tower/modern/05_complete_request_success.json")).status_code == 200
+    assert (
+        put(
+            client,
+            "/trace/OnlyComplete1/complete",
+            load_json("tower/modern/05_complete_request_success.json"),
+        ).status_code
+        == 200
+    )
     assert client.get("/api/workflow/OnlyComplete1").get_json()["workflow"]["status"] == "Done"
-    assert put(client, "/trace/OnlyBegin1/begin", load_json("tower/modern/01_begin_request.json")).status_code == 200
+    assert (
+        put(
+            client, "/trace/OnlyBegin1/begin", load_json("tower/modern/01_begin_request.json")
+        ).status_code
+        == 200
+    )
 
 
 def test_create_echoes_a_launch_workflow_id(client):
@@ -148,10 +183,13 @@ def test_nextflow_25_08_content_type_and_utf8_and_escaped_ascii(client):
     body["workflow"]["runName"] = "naïve_curie"
     workflow_id = client.post("/trace/create", json={"runName": "x"}).get_json()["workflowId"]
     for raw in (json.dumps(body, ensure_ascii=False).encode(), json.dumps(body).encode()):
-        response = client.put(f"/trace/{workflow_id}/begin", data=raw,
-                              content_type="application/json; charset=utf-8")
+        response = client.put(
+            f"/trace/{workflow_id}/begin", data=raw, content_type="application/json; charset=utf-8"
+        )
         assert response.status_code == 200
-    assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["name"] == "naïve_curie"
+    assert (
+        client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["name"] == "naïve_curie"
+    )
 
 
 def test_several_megabyte_bodies_are_accepted(client):
@@ -166,16 +204,19 @@ def test_several_megabyte_bodies_are_accepted(client):
 def test_hundred_tasks_with_10kb_scripts_in_one_progress(client):
     template = load_json("tower/modern/03_progress_request_completed.json")
     task = template["tasks"][0]
-    body = {"tasks": [dict(task, taskId=i, script="x" * 10240) for i in range(1, 101)],
-            "progress": template["progress"]}
+    body = {
+        "tasks": [dict(task, taskId=i, script="x" * 10240) for i in range(1, 101)],
+        "progress": template["progress"],
+    }
     assert put(client, "/trace/Hundred1/progress", body).status_code == 200
     assert client.get("/api/workflow/Hundred1/jobs?limit=1").get_json()["count"] == 100
 
 
-def test_body_limit_is_configurable(database_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "MAX_CONTENT_LENGTH": 1000})
-    response = app.test_client().put("/trace/Small1/progress", data=b"{" + b" " * 2000 + b"}",
-                                     content_type="application/json")
+def test_body_limit_is_configurable(app_factory):
+    app = app_factory(MAX_CONTENT_LENGTH=1000)
+    response = app.test_client().put(
+        "/trace/Small1/progress", data=b"{" + b" " * 2000 + b"}", content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.get_json()["status"] == 413
 

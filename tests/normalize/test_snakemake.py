@@ -34,7 +34,9 @@ def test_decode_msg_accepts_json_python_literals_and_nothing_else():
 
 
 def test_plugin_job_info_carries_rule_files_wildcards_and_resources():
-    job_info = next(m for m in messages("snakemake/panoptes_success.jsonl") if m["level"] == "job_info")
+    job_info = next(
+        m for m in messages("snakemake/panoptes_success.jsonl") if m["level"] == "job_info"
+    )
     [update] = snakemake.parse_message(job_info, NOW)
     assert isinstance(update, JobUpdate)
     assert update.status is JobStatus.RUNNING and update.starts_attempt and update.announces
@@ -46,14 +48,18 @@ def test_plugin_job_info_carries_rule_files_wildcards_and_resources():
 
 
 def test_plugin_job_started_lists_several_jobs_before_their_job_info():
-    started = next(m for m in messages("snakemake/panoptes_success.jsonl") if m["level"] == "job_started")
+    started = next(
+        m for m in messages("snakemake/panoptes_success.jsonl") if m["level"] == "job_started"
+    )
     updates = snakemake.parse_message(started, NOW)
     assert [u.key for u in updates] == [str(j) for j in started["jobs"]]
     assert all(u.status is JobStatus.RUNNING for u in updates)
 
 
 def test_legacy_messages_use_the_client_timestamp_and_unnamed_resources():
-    job_info = next(m for m in messages("snakemake/legacy_success.jsonl") if m["level"] == "job_info")
+    job_info = next(
+        m for m in messages("snakemake/legacy_success.jsonl") if m["level"] == "job_info"
+    )
     [update] = snakemake.parse_message(job_info, NOW)
     assert update.at == datetime.fromtimestamp(job_info["timestamp"], UTC)
     assert update.fields["resources"] == {"values": job_info["resources"]}
@@ -87,7 +93,10 @@ def test_progress_nothing_to_do_and_success():
     [progress] = snakemake.parse_message({"level": "progress", "done": 2, "total": 8}, NOW)
     assert progress == WorkflowProgress(at=NOW, done=2, total=8, decides_status=True)
     [nothing] = snakemake.parse_message(
-        {"level": "info", "msg": "Nothing to be done (all requested files are present and up to date)."},
+        {
+            "level": "info",
+            "msg": "Nothing to be done (all requested files are present and up to date).",
+        },
         NOW,
     )
     assert nothing.status is WorkflowStatus.NO_EXECUTION
@@ -102,16 +111,31 @@ def test_job_finished_accepts_both_spellings_of_the_id():
 
 def test_our_plugin_levels():
     [info] = snakemake.parse_message(
-        {"level": "workflow_started", "snakefile": "/p/Snakefile", "command": "snakemake -c1",
-         "workdir": "/p", "host": "node1", "user": "ada", "config": {"a": 1},
-         "snakemake_version": "9.27.1"},
+        {
+            "level": "workflow_started",
+            "snakefile": "/p/Snakefile",
+            "command": "snakemake -c1",
+            "workdir": "/p",
+            "host": "node1",
+            "user": "ada",
+            "config": {"a": 1},
+            "snakemake_version": "9.27.1",
+        },
         NOW,
     )
-    assert (info.host, info.user, info.config, info.engine_version) == ("node1", "ada", {"a": 1}, "9.27.1")
-    [cancelled] = snakemake.parse_message({"level": "workflow_finished", "reason": "interrupted"}, NOW)
+    assert (info.host, info.user, info.config, info.engine_version) == (
+        "node1",
+        "ada",
+        {"a": 1},
+        "9.27.1",
+    )
+    [cancelled] = snakemake.parse_message(
+        {"level": "workflow_finished", "reason": "interrupted"}, NOW
+    )
     assert cancelled.status is WorkflowStatus.CANCELLED
     [failed] = snakemake.parse_message(
-        {"level": "workflow_finished", "success": False, "reason": "failure", "message": "boom"}, NOW
+        {"level": "workflow_finished", "success": False, "reason": "failure", "message": "boom"},
+        NOW,
     )
     assert failed.status is WorkflowStatus.ERROR and failed.final and failed.error_message == "boom"
 
@@ -141,16 +165,45 @@ def test_every_recorded_message_parses():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 levels = st.sampled_from([*snakemake._HANDLERS, "other"])
 
 
 @settings(max_examples=300, deadline=None)
-@given(level=levels, payload=st.dictionaries(st.sampled_from(
-    ["msg", "jobid", "job_id", "jobs", "done", "total", "timestamp", "wildcards", "resources",
-     "input", "output", "log", "threads", "shellcmd", "name", "rulegraph", "success", "reason",
-     "exception", "config"]), json_values, max_size=8))
+@given(
+    level=levels,
+    payload=st.dictionaries(
+        st.sampled_from(
+            [
+                "msg",
+                "jobid",
+                "job_id",
+                "jobs",
+                "done",
+                "total",
+                "timestamp",
+                "wildcards",
+                "resources",
+                "input",
+                "output",
+                "log",
+                "threads",
+                "shellcmd",
+                "name",
+                "rulegraph",
+                "success",
+                "reason",
+                "exception",
+                "config",
+            ]
+        ),
+        json_values,
+        max_size=8,
+    ),
+)
 def test_never_raises_on_any_json(level, payload):
     assert snakemake.parse_message({"level": level, **payload}, NOW)

@@ -38,7 +38,9 @@ def test_begin_metadata():
 
 
 def test_progress_tasks_and_counts():
-    events = tower.parse("progress", load_json("tower/modern/03_progress_request_completed.json"), NOW)
+    events = tower.parse(
+        "progress", load_json("tower/modern/03_progress_request_completed.json"), NOW
+    )
     [task] = [e for e in events if isinstance(e, JobUpdate)]
     assert task.key == "1" and task.status is JobStatus.DONE
     assert task.fields["name"] == "sayHello"
@@ -50,7 +52,9 @@ def test_progress_tasks_and_counts():
 
 
 def test_unfinished_exit_code_is_not_an_exit_code():
-    events = tower.parse("progress", load_json("tower/modern/02_progress_request_submitted.json"), NOW)
+    events = tower.parse(
+        "progress", load_json("tower/modern/02_progress_request_submitted.json"), NOW
+    )
     task = next(e for e in events if isinstance(e, JobUpdate))
     assert task.status is JobStatus.SUBMITTED and "exit_code" not in task.fields
 
@@ -80,22 +84,49 @@ def test_odd_bodies_never_raise():
         assert tower.parse(kind, {}, NOW)
         assert tower.parse(kind, {"tasks": "x", "progress": [], "workflow": 3}, NOW)
         assert tower.parse(kind, [], NOW)
-    events = tower.parse("progress", {"tasks": [{"taskId": "x"}, 5, {"taskId": 7, "status": None}]}, NOW)
+    events = tower.parse(
+        "progress", {"tasks": [{"taskId": "x"}, 5, {"taskId": 7, "status": None}]}, NOW
+    )
     assert [e.key for e in events if isinstance(e, JobUpdate)] == ["7"]
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=st.sampled_from(tower.KINDS), body=st.dictionaries(
-    st.sampled_from(["workflow", "tasks", "progress", "metrics", "instant", "dag", "runName"]),
-    json_values, max_size=6))
+@given(
+    kind=st.sampled_from(tower.KINDS),
+    body=st.dictionaries(
+        st.sampled_from(["workflow", "tasks", "progress", "metrics", "instant", "dag", "runName"]),
+        json_values,
+        max_size=6,
+    ),
+)
 def test_never_raises_on_any_json(kind, body):
     assert tower.parse(kind, body, NOW)
 
 
 @settings(max_examples=200, deadline=None)
-@given(task=st.dictionaries(
-    st.sampled_from(["taskId", "status", "exit", "submit", "start", "complete", "memory",
-                     "cpus", "peakRss", "pcpu", "process", "tag", "script", "errorAction"]),
-    json_values, max_size=10))
+@given(
+    task=st.dictionaries(
+        st.sampled_from(
+            [
+                "taskId",
+                "status",
+                "exit",
+                "submit",
+                "start",
+                "complete",
+                "memory",
+                "cpus",
+                "peakRss",
+                "pcpu",
+                "process",
+                "tag",
+                "script",
+                "errorAction",
+            ]
+        ),
+        json_values,
+        max_size=10,
+    )
+)
 def test_never_raises_on_any_task(task):
     assert tower.parse("progress", {"tasks": [task]}, NOW)

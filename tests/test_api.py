@@ -1,0 +1,188 @@
+"""The read and management API."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from panoptes.extensions import db
+from panoptes.models import Workflow, utcnow
+from tests.conftest import load_json
+
+
+def snakemake_run(client, name=None):
+    query = {"workflow_id": name} if name else {}
+    return client.get("/create_workflow", query_string=query).get_json()["id"]
+
+
+def nextflow_run(client, run_name):
+    return client.post("/trace/create", json={"runName": run_name}).get_json()["workflowId"]
+
+
+def send(client, workflow_id, msg):
+    response = client.post(
+        "/update_workflow_status",
+        data={"msg": json.dumps(msg), "timestamp": "t", "id": workflow_id},
+    )
+    assert response.status_code == 200
+
+
+def finish(client, workflow_id):
+    send(client, workflow_id, {"level": "workflow_success"})
+
+
+def test_list_spans_both_engines_newest_first_with_panoptes_keys(client):
+    first = snakemake_run(client, "alpha")
+    second = nextflow_run(client, "beta_curie")
+    body = client.get("/api/workflows").get_json()
+    assert body["count"] == 2
+    assert [w["id"] for w in body["workflows"]] == [second, first]
+    for run in body["workflows"]:
+        assert {
+            "id",
+            "name",
+            "status",
+            "jobs_done",
+            "jobs_total",
+            "started_at",
+            "completed_at",
+            "updated_at",
+            "engine",
+            "jobs_failed",
+        } <= set(run)
+        assert run["updated_at"].endswith("Z")
+    assert {w["engine"] for w in body["workflows"]} == {"snakemake", "nextflow"}
+
+
+def test_filters_search_and_pagination(client):
+    ids = [snakemake_run(client, f"sample-{i}") for i in range(5)]
+    nextflow_run(client, "other_run")
+    finish(client, ids[0])
+    get = lambda **q: client.get("/api/workflows", query_string=q).get_json()  # noqa: E731
+    assert get(engine="nextflow")["count"] == 1
+    assert get(engine="snakemake,nextflow")["count"] == 6
+    assert get(status="Done")["count"] == 1
+    assert get(status="Running,Done")["count"] == 6
+    assert get(q="SAMPLE")["count"] == 5
+    assert get(q="%")["count"] == 0  # LIKE wildcards are searched literally
+    page = get(limit=2, offset=1)
+    assert page["count"] == 6 and len(page["workflows"]) == 2
+    assert [w["name"] for w in get(q="sample", limit=2)["workflows"]] == ["sample-4", "sample-3"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "many"},
+        {"offset": "-1"},
+        {"status": "Sleeping"},
+        {"engine": "cromwell"},
+        {"limit": "100000"},
+    ],
+)
+def test_bad_query_parameters_are_400(client, query):
+    response = client.get("/api/workflows", query_string=query)
+    assert response.status_code == 400
+    assert response.get_json()["error"] in ("invalid", "bad_request")
+
+
+def test_stale_is_derived_on_read_and_revived_by_the_next_event(client, app):
+    workflow_id = snakemake_run(client)
+    with app.app_context():
+        db.session.execute(
+            update(Workflow)
+            .where(Workflow.id == workflow_id)
+            .values(updated_at=utcnow() - timedelta(hours=49))
+        )
+        db.session.commit()
+    assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["status"] == "Stale"
+    assert client.get("/api/workflows?status=Stale").get_json()["count"] == 1
+    assert client.get("/api/workflows?status=Running").get_json()["count"] == 0
+    send(client, workflow_id, {"level": "progress", "done": 0, "total": 3})
+    assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["status"] == "Running"
+
+
+def test_jobs_filters_and_single_job(client):
+    workflow_id = snakemake_run(client)
+    for jobid, rule in ((1, "align"), (2, "align"), (3, "call")):
+        send(client, workflow_id, {"level": "job_info", "jobid": jobid, "name": rule})
+    send(client, workflow_id, {"level": "job_finished", "jobid": 1})
+    jobs = lambda **q: client.get(f"/api/workflow/{workflow_id}/jobs", query_string=q).get_json()  # noqa: E731
+    assert jobs()["count"] == 3
+    assert [j["jobid"] for j in jobs(status="Running")["jobs"]] == ["2", "3"]
+    assert [j["jobid"] for j in jobs(name="align")["jobs"]] == ["1", "2"]
+    assert [j["jobid"] for j in jobs(limit=1, offset=2)["jobs"]] == ["3"]
+    single = client.get(f"/api/workflow/{workflow_id}/job/1").get_json()
+    assert single["job"]["status"] == "Done" and single["jobs"] == single["job"]
+    assert client.get(f"/api/workflow/{workflow_id}/job/99").status_code == 404
+    assert client.get(f"/api/workflow/{workflow_id}/jobs?status=Bogus").status_code == 400
+
+
+def test_unknown_ids_are_404_with_the_error_body(client):
+    for method, path in (
+        ("GET", "/api/workflow/nope"),
+        ("GET", "/api/workflow/nope/jobs"),
+        ("GET", "/api/workflow/nope/job/1"),
+        ("PUT", "/api/workflow/nope"),
+        ("POST", "/api/workflow/nope/cancel"),
+        ("DELETE", "/api/workflow/nope"),
+    ):
+        response = client.open(path, method=method, json={"name": "x"} if method == "PUT" else None)
+        assert response.status_code == 404, (method, path)
+        assert response.get_json()["status"] == 404
+
+
+def test_rename_semantics(client):
+    workflow_id = nextflow_run(client, "first_name")
+    assert client.put(f"/api/workflow/{workflow_id}", json={}).status_code == 200
+    assert client.put(f"/api/workflow/{workflow_id}").status_code == 200
+    assert client.put(f"/api/workflow/{workflow_id}", json={"name": "   "}).status_code == 400
+    assert client.put(f"/api/workflow/{workflow_id}", json=["name"]).status_code == 400
+    assert (
+        client.put(
+            f"/api/workflow/{workflow_id}", data="{oops", content_type="application/json"
+        ).status_code
+        == 400
+    )
+    renamed = client.put(f"/api/workflow/{workflow_id}", json={"name": "my run"}).get_json()[
+        "workflow"
+    ]
+    assert renamed["name"] == "my run"
+    # the engine's later run name no longer overrides what a person chose
+    begin = load_json("tower/modern/01_begin_request.json")
+    client.put(f"/trace/{workflow_id}/begin", json=begin)
+    assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["name"] == "my run"
+
+
+def test_cancel_then_delete(client):
+    workflow_id = snakemake_run(client)
+    response = client.delete(f"/api/workflow/{workflow_id}")
+    assert response.status_code == 403
+    assert (
+        response.get_json()["message"] == "You cannot delete a Running workflow. Cancel it first."
+    )
+    cancelled = client.post(f"/api/workflow/{workflow_id}/cancel").get_json()["workflow"]
+    assert cancelled["status"] == "Cancelled" and cancelled["completed_at"]
+    assert client.delete(f"/api/workflow/{workflow_id}").status_code == 204
+    assert client.get(f"/api/workflow/{workflow_id}").status_code == 404
+
+
+def test_delete_all_then_gone(client):
+    snakemake_run(client)
+    nextflow_run(client, "x")
+    response = client.delete("/api/workflows/all")
+    assert response.status_code == 200
+    assert response.get_json() == {"msg": "Database clean up is complete", "deleted": 2}
+    again = client.delete("/api/workflows/all")
+    assert again.status_code == 410 and again.get_json()["error"] == "gone"
+
+
+def test_detail_carries_the_large_fields_and_the_list_does_not(client):
+    workflow_id = nextflow_run(client, "x")
+    client.put(f"/trace/{workflow_id}/begin", json=load_json("tower/modern/01_begin_request.json"))
+    detail = client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]
+    assert detail["params"] is not None and detail["config"] is not None
+    listed = client.get("/api/workflows").get_json()["workflows"][0]
+    assert "params" not in listed and "config" not in listed

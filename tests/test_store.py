@@ -1,0 +1,123 @@
+"""The single writer: raw events, transactions, reindex."""
+
+import json
+
+import pytest
+from sqlalchemy import inspect, select
+
+from panoptes import store
+from panoptes.extensions import db
+from panoptes.models import Job, RawEvent, Workflow
+from tests.replay import flask_sender, replay_http_capture, replay_tower, replay_wms_run
+
+
+def snapshot(app):
+    """Every column of every workflow and job, keyed by public ids (pks may differ)."""
+    with app.app_context():
+        workflows = {}
+        for workflow in db.session.scalars(select(Workflow)):
+            row = {c.key: getattr(workflow, c.key) for c in inspect(Workflow).column_attrs}
+            row.pop("pk")
+            workflows[workflow.id] = row
+        jobs = {}
+        for job, workflow_id in db.session.execute(
+            select(Job, Workflow.id).join(Workflow, Job.workflow_pk == Workflow.pk)
+        ):
+            row = {c.key: getattr(job, c.key) for c in inspect(Job).column_attrs}
+            row.pop("pk")
+            row.pop("workflow_pk")
+            jobs[(workflow_id, job.job_key)] = row
+        return workflows, jobs
+
+
+def test_reindex_rebuilds_exactly_the_same_state(app, client, runner):
+    send = flask_sender(client)
+    replay_http_capture("snakemake/panoptes_success.jsonl", send)
+    replay_http_capture("snakemake/panoptes_failure.jsonl", send)
+    replay_http_capture("snakemake/legacy_success.jsonl", send)
+    replay_wms_run("snakemake/snakemake8_wms/run_success.json", send)
+    replay_tower("nf-tower/workflow_failed", send, workflow_id="FailedRun1")
+    nextflow_id, _ = replay_tower("modern", send, prefix="/api")
+    client.put(f"/api/workflow/{nextflow_id}", json={"name": "renamed by a person"})
+    reused = client.get("/create_workflow?workflow_id=nightly").get_json()["id"]
+    client.post(
+        "/update_workflow_status",
+        data={
+            "msg": json.dumps({"level": "job_info", "jobid": 1, "name": "a"}),
+            "timestamp": "t",
+            "id": reused,
+        },
+    )
+    client.post(f"/api/workflow/{reused}/cancel")
+    assert (
+        client.get("/create_workflow?workflow_id=nightly").get_json()["id"] == reused
+    )  # reset, reused
+    client.get("/create_workflow?workflow_id=nightly")  # live now: a suffixed sibling
+    before = snapshot(app)
+    assert len(before[0]) == 8 and len(before[1]) > 20
+
+    result = runner.invoke(args=["reindex"])
+    assert result.exit_code == 0, result.output
+    assert "Replayed" in result.output
+    assert snapshot(app) == before
+
+
+def test_raw_event_and_effect_commit_together_or_not_at_all(app, client, monkeypatch):
+    workflow_id = client.get("/create_workflow").get_json()["id"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "_apply_events", broken)
+    response = client.post(
+        "/update_workflow_status",
+        data={
+            "msg": json.dumps({"level": "progress", "done": 1, "total": 2}),
+            "timestamp": "t",
+            "id": workflow_id,
+        },
+    )
+    assert response.status_code == 500
+    assert response.get_json()["error"] == "server_error"
+    with app.app_context():
+        kinds = db.session.scalars(
+            select(RawEvent.kind).where(RawEvent.workflow_id == workflow_id)
+        ).all()
+    assert kinds == ["create"]
+
+
+def test_raw_events_keep_engine_kind_time_and_body(app, client):
+    workflow_id = client.post("/trace/create", json={"runName": "r", "newField": [1]}).get_json()[
+        "workflowId"
+    ]
+    with app.app_context():
+        [raw] = db.session.scalars(
+            select(RawEvent).where(RawEvent.workflow_id == workflow_id)
+        ).all()
+        assert (raw.engine, raw.kind) == ("nextflow", "create")
+        assert raw.body == {"runName": "r", "newField": [1]}
+        assert raw.received_at.tzinfo is not None
+
+
+def test_deleting_a_run_deletes_its_raw_events_so_reindex_does_not_revive_it(app, client, runner):
+    workflow_id = client.get("/create_workflow").get_json()["id"]
+    client.post(f"/api/workflow/{workflow_id}/cancel")
+    assert client.delete(f"/api/workflow/{workflow_id}").status_code == 204
+    runner.invoke(args=["reindex"])
+    assert client.get(f"/api/workflow/{workflow_id}").status_code == 404
+
+
+@pytest.mark.parametrize("value", ["abc", "A1_b.c-d", "x" * 64])
+def test_valid_ids(value):
+    assert store.is_valid_workflow_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 65, "../x", "-a", ".a", "a/b", "a b", "é"])
+def test_invalid_ids(value):
+    assert not store.is_valid_workflow_id(value)
+
+
+def test_generated_ids_fit_tower():
+    ids = {store.new_workflow_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 14 and i.isalnum() and i.isascii() for i in ids)
