@@ -13,12 +13,13 @@ from . import config as configuration
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. ``config`` overrides defaults and ``PANOPTES_*`` environment variables
     (tests pass e.g. ``{"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}``)."""
-    from . import api, commands, database, errors, migrations_runner, openapi, ui
+    from . import api, commands, database, errors, metrics, migrations_runner, openapi, ops, ui
     from .extensions import db, migrate
     from .ingest import snakemake, tower
 
     app = Flask(__name__)
     app.config.from_mapping(configuration.load(config))
+    configuration.check(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(migrations_runner.MIGRATIONS_DIR))
     with app.app_context():
@@ -31,6 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(ops.bp)
+    metrics.instrument(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Any
 
 import click
@@ -39,6 +41,9 @@ def _app_from_cli() -> Flask:
     overrides: dict[str, Any] = {}
     if params.get("db"):
         overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
+    if not os.environ.get("PANOPTES_SECRET_KEY"):
+        # One key per start, shared by the workers forked from here: sessions end with the hub.
+        overrides["SECRET_KEY"] = secrets.token_hex(32)
     return create_app(overrides)
 
 
@@ -85,6 +90,8 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .server import serve
+    from .server import prepare_metrics_dir, serve
+
+    prepare_metrics_dir()  # before the app imports prometheus_client
 
     serve(_app_from_cli(), host=host, port=port, workers=workers, threads=threads)

@@ -3,6 +3,9 @@ runner both find them."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
@@ -18,6 +21,55 @@ def reindex_command() -> None:
     click.echo(f"Replayed {replayed} raw events; workflows and jobs rebuilt.")
 
 
+@click.command("prune")
+@click.option(
+    "--older-than",
+    "days",
+    required=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Delete runs without any event for this many days.",
+)
+@with_appcontext
+def prune_command(days: float) -> None:
+    """Delete old runs with their jobs and raw events (Running runs only once Stale)."""
+    from . import store
+
+    deleted = store.prune(timedelta(days=days))
+    click.echo(f"Deleted {deleted} runs silent for more than {days:g} days.")
+
+
+@click.command("wait-db")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to keep trying.",
+)
+@with_appcontext
+def wait_db_command(timeout: float) -> None:
+    """Wait until the database accepts connections (container start-up)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from .extensions import db
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            click.echo("Database is reachable.")
+            return
+        except OperationalError as error:
+            if time.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"database unreachable after {timeout:g}s: {error}"
+                ) from None
+            time.sleep(1)
+
+
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    app.cli.add_command(reindex_command)
+    for command in (reindex_command, prune_command, wait_db_command):
+        app.cli.add_command(command)

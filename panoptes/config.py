@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
+
 DEFAULTS: dict[str, Any] = {
     # SQLAlchemy URL or a path to a SQLite file; PANOPTES_DATABASE_URL sets it.
     "DATABASE_URL": ".panoptes.db",
@@ -20,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_URL": None,
     # Page size limits of the read API.
     "API_MAX_LIMIT": 1000,
-    "SECRET_KEY": "dev-only-not-secret",
+    "SECRET_KEY": DEVELOPMENT_SECRET_KEY,
     # Apply pending migrations when the app starts (safe with several workers).
     "AUTO_MIGRATE": True,
 }
@@ -31,7 +33,8 @@ SETTINGS_HELP: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "largest accepted request body in bytes (default 64 MiB)",
     "PUBLIC_URL": "base URL used in links handed to clients, e.g. Tower's watchUrl",
     "API_MAX_LIMIT": "largest page size of the read API (default 1000)",
-    "SECRET_KEY": "key for signing cookies; set it in production",
+    "SECRET_KEY": "key for signing cookies; required under gunicorn (the panoptes command "
+    "makes a random one per start)",
     "AUTO_MIGRATE": "apply database migrations at start-up (default true; 0 to leave it to "
     "`panoptes db upgrade`)",
 }
@@ -93,3 +96,14 @@ def stale_after(config: Mapping[str, Any]) -> timedelta | None:
     """How long a Running workflow may stay silent before it reads as Stale (None: never)."""
     hours = float(config["STALE_HOURS"])
     return timedelta(hours=hours) if hours > 0 else None
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Refuse settings that would be unsafe to serve with."""
+    if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not (
+        config.get("TESTING") or config.get("DEBUG")
+    ):
+        raise RuntimeError(
+            "PANOPTES_SECRET_KEY is not set: set it to a long random string "
+            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')."
+        )

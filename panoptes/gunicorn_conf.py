@@ -1,11 +1,18 @@
 """gunicorn settings: ``gunicorn -c python:panoptes.gunicorn_conf 'panoptes:create_app()'``.
 
 Threaded workers: a live page (server-sent events) holds a thread, not a whole worker, so open
-dashboards never starve ingestion. Every value can be overridden with GUNICORN_* settings or
-on the command line.
+dashboards never starve ingestion. PANOPTES_BIND, PANOPTES_WORKERS and PANOPTES_THREADS set the
+basics; anything else can be given on gunicorn's command line.
 """
 
 import os
+import tempfile
+from typing import Any
+
+# Workers write their metrics here; /metrics sums them (see panoptes/metrics.py). Set before
+# any worker imports prometheus_client.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="panoptes-metrics-")
 
 bind = os.environ.get("PANOPTES_BIND", "127.0.0.1:5000")
 worker_class = "gthread"
@@ -13,9 +20,15 @@ workers = int(os.environ.get("PANOPTES_WORKERS", "2"))
 threads = int(os.environ.get("PANOPTES_THREADS", "16"))
 # Nextflow's begin/complete bodies can be several MB over slow links.
 timeout = 120
+# On SIGTERM workers finish the requests they hold (live streams end) before exiting.
 graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
-# Workers start with the schema already migrated by the first one that ran (see migrations).
-preload_app = False
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the metrics files."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -166,6 +166,38 @@ def _tower_paths(prefix: str) -> dict[str, Any]:
     }
 
 
+def _ops_paths() -> dict[str, Any]:
+    ops = ["operations"]
+    return {
+        "/healthz": {
+            "get": {
+                "tags": ops,
+                "summary": "The process answers",
+                "responses": {"200": _json(_OBJECT)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "tags": ops,
+                "summary": "The database answers",
+                "responses": {"200": _json(_OBJECT), "503": _error("the database is unreachable")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ops,
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
 def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
     components: dict[str, Any] = {}
     for model in models:
@@ -426,6 +458,7 @@ def document() -> dict[str, Any]:
     api_tower = _tower_paths("/api")
     api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
     paths.update(api_tower)
+    paths.update(_ops_paths())
     components = _schemas(
         serializers.WorkflowList,
         serializers.WorkflowEnvelope,

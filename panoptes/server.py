@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from flask import Flask
@@ -9,6 +11,15 @@ from gunicorn.app.base import BaseApplication
 
 from . import gunicorn_conf
 from .extensions import db
+
+
+def prepare_metrics_dir() -> None:
+    """Give prometheus_client a fresh directory for the workers' metric files.
+
+    Must run before prometheus_client is imported; files of an earlier run would be summed in.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="panoptes-metrics-")
 
 
 class _Hub(BaseApplication):  # type: ignore[misc]
@@ -39,5 +50,6 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "keepalive": gunicorn_conf.keepalive,
         "accesslog": gunicorn_conf.accesslog,
         "errorlog": gunicorn_conf.errorlog,
+        "child_exit": gunicorn_conf.child_exit,
     }
     _Hub(app, options).run()

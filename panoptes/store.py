@@ -13,14 +13,14 @@ import string
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from . import config
+from . import config, metrics
 from .extensions import db
 from .models import Job, RawEvent, Workflow, utcnow
 from .normalize import rules, snakemake, tower
@@ -89,12 +89,17 @@ def write_transaction() -> Iterator[Session]:
     if session.in_transaction():
         session.rollback()  # only reads can be pending: every write goes through here
     session.connection(execution_options={"panoptes_write": True})
+    recorded: list[tuple[str, str]] = []
+    session.info["panoptes_recorded"] = recorded
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop("panoptes_recorded", None)
+    metrics.count_ingested(recorded)
 
 
 # -- ingestion entry points -------------------------------------------------------------------
@@ -242,6 +247,39 @@ def delete_all() -> int:
         return count
 
 
+def prune(older_than: timedelta, batch_size: int = 500) -> int:
+    """Delete runs (with their jobs and raw events) silent for longer than ``older_than``.
+
+    A Running run is kept unless it is also Stale. Works in batches, one transaction each, so a
+    large clean-up never holds the database for long. Returns the number of runs deleted.
+    """
+    now = utcnow()
+    cutoff = now - older_than
+    stale = config.stale_after(current_app.config)
+    live_cutoff = now - stale if stale is not None else None
+    deleted = 0
+    while True:
+        with write_transaction() as session:
+            query = select(Workflow.pk, Workflow.id).where(Workflow.updated_at < cutoff)
+            if live_cutoff is None:
+                query = query.where(Workflow.status != WorkflowStatus.RUNNING)
+            else:
+                query = query.where(
+                    or_(
+                        Workflow.status != WorkflowStatus.RUNNING, Workflow.updated_at < live_cutoff
+                    )
+                )
+            rows = session.execute(query.limit(batch_size)).all()
+            if not rows:
+                return deleted
+            pks = [pk for pk, _ in rows]
+            ids = [workflow_id for _, workflow_id in rows]
+            session.execute(delete(Job).where(Job.workflow_pk.in_(pks)))
+            session.execute(delete(RawEvent).where(RawEvent.workflow_id.in_(ids)))
+            session.execute(delete(Workflow).where(Workflow.pk.in_(pks)))
+            deleted += len(rows)
+
+
 def reindex(page_size: int = 1000) -> int:
     """Rebuild workflows and jobs from the raw events; the number of events replayed."""
     replayed = 0
@@ -293,6 +331,7 @@ def _record(
         dedupe_key=dedupe_key,
     )
     session.add(raw)
+    session.info.get("panoptes_recorded", []).append((raw.engine, kind))
     return raw
 
 

@@ -209,35 +209,43 @@ def free_port() -> int:
 
 
 class LiveHub:
-    """``python -m panoptes`` as a real process on a free loopback port."""
+    """``python -m panoptes`` (or another command serving the hub, given with ``command``
+    and ``env``; ``{port}`` in it is replaced) as a real process on a free loopback port."""
 
     def __init__(
-        self, database_url: str, log_path: Path, extra_args: list[str] | None = None
+        self,
+        database_url: str,
+        log_path: Path,
+        extra_args: list[str] | None = None,
+        *,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.database_url = database_url
         self.log_path = log_path
         self.extra_args = extra_args or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.command = command
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
+    def _command(self) -> list[str]:
+        if self.command is not None:
+            return [part.replace("{port}", str(self.port)) for part in self.command]
+        return [
+            sys.executable, "-m", "panoptes", "--host", "127.0.0.1", "--port", str(self.port),
+            "--db", self.database_url, *self.extra_args,
+        ]  # fmt: skip
+
     def start(self, timeout: float = 30.0) -> LiveHub:
+        env = {
+            **os.environ,
+            **{k: v.replace("{port}", str(self.port)) for k, v in self.env.items()},
+        }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "panoptes",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--db",
-                    self.database_url,
-                    *self.extra_args,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                self._command(), stdout=log, stderr=subprocess.STDOUT, env=env
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -254,14 +262,18 @@ class LiveHub:
             f"hub did not answer in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
         )
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM and wait (SIGKILL after ``timeout``); the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL the whole hub: the gunicorn master and its workers."""

@@ -1,0 +1,99 @@
+"""Prometheus metrics that stay correct under several gunicorn workers.
+
+Counters and histograms live in prometheus_client's multiprocess files when
+``PROMETHEUS_MULTIPROC_DIR`` is set (the ``panoptes`` command and ``gunicorn_conf.py`` set it
+before any worker starts) and are summed at scrape time. Runs by status are read from the
+database at scrape time, so every worker and every instance reports the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+EVENTS_INGESTED = Counter(
+    "panoptes_events_ingested_total",
+    "Raw events committed to the database",
+    ["engine", "kind"],
+)
+REQUEST_LATENCY = Histogram(
+    "panoptes_request_duration_seconds",
+    "Time to answer a request, by route",
+    ["method", "endpoint", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
+
+def count_ingested(events: Iterable[tuple[str, str]]) -> None:
+    """Count committed raw events, given as (engine, kind) pairs."""
+    for engine, kind in events:
+        EVENTS_INGESTED.labels(engine=engine, kind=kind).inc()
+
+
+class _RunsByStatus(Collector):
+    """Runs by status as read (Stale included), from the database at scrape time."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        from . import queries
+
+        family = GaugeMetricFamily(
+            "panoptes_runs", "Runs by engine and status", labels=["engine", "status"]
+        )
+        with self.app.app_context():
+            for (engine, status), count in queries.runs_by_status(self.app.config).items():
+                family.add_metric([engine, status], count)
+        yield family
+
+
+class _ThisProcess(Collector):
+    """The metrics of this process, when there is no multiprocess directory (tests, shells)."""
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client import REGISTRY
+
+        yield from REGISTRY.collect()
+
+
+def scrape(app: Flask) -> Response:
+    """The metrics of every worker of this instance plus the database gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_ThisProcess())
+    registry.register(_RunsByStatus(app))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def instrument(app: Flask) -> None:
+    """Time every request by route (the URL rule, so ids do not explode the label set)."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("request_started", None)
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            REQUEST_LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+        return response

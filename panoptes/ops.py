@@ -1,0 +1,37 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import metrics
+from .errors import ApiError
+from .extensions import db
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers (nothing else is checked)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """The database answers; a load balancer sends traffic only while this is 200."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        raise ApiError(503, f"database unreachable: {type(error).__name__}", "not_ready") from None
+    return jsonify(status="ready", database="ok")
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    """Prometheus text format: events ingested, request latency, runs by status."""
+    return metrics.scrape(current_app._get_current_object())  # type: ignore[attr-defined]
