@@ -89,9 +89,9 @@ def exercise(hub):
     for _ in range(6):
         text = requests.get(f"{hub.url}/metrics", timeout=5).text
         line = next(
-            l
-            for l in text.splitlines()
-            if l.startswith("panoptes_events_ingested_total") and 'kind="heartbeat"' in l
+            row
+            for row in text.splitlines()
+            if row.startswith("panoptes_events_ingested_total") and 'kind="heartbeat"' in row
         )
         assert float(line.rsplit(" ", 1)[1]) == 9
     assert requests.get(f"{hub.url}/readyz", timeout=5).json()["status"] == "ready"
