@@ -18,6 +18,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import config, metrics
@@ -355,22 +357,33 @@ def _find_locked(session: Session, workflow_id: str) -> Workflow | None:
 def _lock_workflow(
     session: Session, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
 ) -> Workflow:
-    """The workflow row, locked for this transaction; created if unknown."""
+    """The workflow row, locked for this transaction; created if unknown.
+
+    Several clients may announce the same unknown run at once (a hub restarted on an empty
+    database): the insert skips a row another transaction just created, then locks it.
+    """
     workflow = _find_locked(session, workflow_id)
     if workflow is None:
-        workflow = Workflow(
-            id=workflow_id,
-            engine=str(engine),
-            name=name or workflow_id,
-            status=WorkflowStatus.RUNNING,
-            created_at=at,
-            started_at=at,
-            updated_at=at,
+        values = {
+            "id": workflow_id,
+            "engine": str(engine),
+            "name": name or workflow_id,
+            "status": WorkflowStatus.RUNNING.value,
+            "name_locked": False,
+            "created_at": at,
+            "started_at": at,
+            "updated_at": at,
+            **dict.fromkeys(_COUNTER.values(), 0),
+        }
+        insert = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         )
-        _zero_counters(workflow)
-        session.add(workflow)
-        session.flush()
-    elif workflow.engine != engine:
+        session.execute(
+            insert(Workflow).values(values).on_conflict_do_nothing(index_elements=["id"])
+        )
+        workflow = _find_locked(session, workflow_id)
+        assert workflow is not None
+    if workflow.engine != engine:
         raise EngineMismatch(
             f"workflow {workflow_id} is a {workflow.engine} run, not a {engine} one"
         )

@@ -250,12 +250,13 @@ class LiveHub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.process.wait()
                 raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
                 if requests.get(f"{self.url}/api/service-info", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still starting
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(
