@@ -25,6 +25,9 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
+# gunicorn 27 opens a control socket at one fixed path per user: several hubs on one machine
+# would fight over it, and the hub does not need it.
+control_socket_disable = True
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -51,5 +51,6 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "accesslog": gunicorn_conf.accesslog,
         "errorlog": gunicorn_conf.errorlog,
         "child_exit": gunicorn_conf.child_exit,
+        "control_socket_disable": gunicorn_conf.control_socket_disable,
     }
     _Hub(app, options).run()
