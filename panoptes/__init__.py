@@ -13,7 +13,7 @@ from . import config as configuration
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. ``config`` overrides defaults and ``PANOPTES_*`` environment variables
     (tests pass e.g. ``{"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}``)."""
-    from . import api, commands, database, errors, metrics, migrations_runner, openapi, ops, ui
+    from . import api, auth, commands, database, errors, metrics, migrations_runner, openapi, ops, ui
     from .extensions import db, migrate
     from .ingest import snakemake, tower
 
@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         database.configure(db.engine)
     errors.register(app)
+    auth.protect(app)
     commands.register(app)
     app.register_blueprint(snakemake.bp)
     app.register_blueprint(tower.bp)

@@ -69,7 +69,60 @@ def wait_db_command(timeout: float) -> None:
             time.sleep(1)
 
 
+@click.group("token")
+def token_group() -> None:
+    """Access tokens (once one exists, every client needs one)."""
+
+
+@token_group.command("create")
+@click.argument("name")
+@with_appcontext
+def token_create(name: str) -> None:
+    """Create a token and print it (only now: the hub keeps its hash)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from . import store
+
+    try:
+        secret, _token = store.create_token(name)
+    except IntegrityError:
+        raise click.ClickException(f"a token named {name!r} exists already") from None
+    click.echo(secret)
+    click.echo(f"Token {name!r} created. It is shown only once; store it now.", err=True)
+
+
+@token_group.command("list")
+@with_appcontext
+def token_list() -> None:
+    """Tokens with their prefix, creation date and state."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import ApiToken
+
+    tokens = db.session.scalars(select(ApiToken).order_by(ApiToken.created_at)).all()
+    if not tokens:
+        click.echo("No tokens: the hub is open unless PANOPTES_TOKEN is set.")
+    for token in tokens:
+        state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        click.echo(
+            f"{token.name}\t{token.prefix}...\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{state}"
+        )
+
+
+@token_group.command("revoke")
+@click.argument("name")
+@with_appcontext
+def token_revoke(name: str) -> None:
+    """Revoke a token by name (takes effect within PANOPTES_TOKEN_CACHE_SECONDS)."""
+    from . import store
+
+    if not store.revoke_token(name):
+        raise click.ClickException(f"no active token named {name!r}")
+    click.echo(f"Token {name!r} revoked.")
+
+
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in (reindex_command, prune_command, wait_db_command):
+    for command in (reindex_command, prune_command, wait_db_command, token_group):
         app.cli.add_command(command)

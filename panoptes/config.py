@@ -25,6 +25,10 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEVELOPMENT_SECRET_KEY,
     # Apply pending migrations when the app starts (safe with several workers).
     "AUTO_MIGRATE": True,
+    # A single static access token; tokens can also be created with `panoptes token create`.
+    "TOKEN": None,
+    # How long a process trusts its list of valid tokens (a revoke takes effect within this).
+    "TOKEN_CACHE_SECONDS": 5.0,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -37,6 +41,8 @@ SETTINGS_HELP: dict[str, str] = {
     "makes a random one per start)",
     "AUTO_MIGRATE": "apply database migrations at start-up (default true; 0 to leave it to "
     "`panoptes db upgrade`)",
+    "TOKEN": "a static access token; with it (or any created token) every client needs one",
+    "TOKEN_CACHE_SECONDS": "seconds a process trusts its list of valid tokens (default 5)",
 }
 
 
@@ -89,6 +95,13 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         config.update(overrides)
     if "SQLALCHEMY_DATABASE_URI" not in config:
         config["SQLALCHEMY_DATABASE_URI"] = database_uri(str(config["DATABASE_URL"]))
+    config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Behind TLS the cookie must never travel in clear.
+    config.setdefault(
+        "SESSION_COOKIE_SECURE", str(config.get("PUBLIC_URL") or "").startswith("https://")
+    )
+    config.setdefault("PERMANENT_SESSION_LIFETIME", 7 * 24 * 3600)
     return config
 
 

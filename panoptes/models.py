@@ -191,3 +191,17 @@ class RawEvent(Base):
 def utcnow() -> datetime:
     """The current time, aware UTC."""
     return datetime.now(UTC)
+
+
+class ApiToken(Base):
+    """An access token. Only a SHA-256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the secret, so a person can tell tokens apart in lists.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

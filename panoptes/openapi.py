@@ -168,9 +168,31 @@ def _tower_paths(prefix: str) -> dict[str, Any]:
 
 def _ops_paths() -> dict[str, Any]:
     ops = ["operations"]
+    public: list[dict[str, Any]] = []  # no token needed, even when tokens are configured
     return {
+        "/signin": {
+            method: {
+                "tags": ["dashboard"],
+                "summary": "Dashboard sign-in with a token (sets a session cookie)",
+                "security": public,
+                "responses": {
+                    "200": _HTML,
+                    "302": {"description": "signed in"},
+                    "401": {"description": "wrong token (HTML form again)"},
+                },
+            }
+            for method in ("get", "post")
+        },
+        "/signout": {
+            "post": {
+                "tags": ["dashboard"],
+                "summary": "End the dashboard session",
+                "responses": {"302": {"description": "signed out"}},
+            }
+        },
         "/healthz": {
             "get": {
+                "security": public,
                 "tags": ops,
                 "summary": "The process answers",
                 "responses": {"200": _json(_OBJECT)},
@@ -178,6 +200,7 @@ def _ops_paths() -> dict[str, Any]:
         },
         "/readyz": {
             "get": {
+                "security": public,
                 "tags": ops,
                 "summary": "The database answers",
                 "responses": {"200": _json(_OBJECT), "503": _error("the database is unreachable")},
@@ -468,6 +491,18 @@ def document() -> dict[str, Any]:
         BatchIn,
     )
     components["Error"] = ERROR_SCHEMA
+    security_schemes = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a token from `panoptes token create` or PANOPTES_TOKEN",
+        },
+        "nextflowBasic": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "user `@token`, password the token (Nextflow)",
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -476,7 +511,9 @@ def document() -> dict[str, Any]:
             "description": "Live monitoring hub for Snakemake and Nextflow runs.",
         },
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": security_schemes},
+        # Only enforced once a token exists or PANOPTES_TOKEN is set.
+        "security": [{"bearer": []}, {"nextflowBasic": []}, {}],
     }
 
 

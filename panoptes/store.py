@@ -22,9 +22,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import config, metrics
+from . import auth, config, metrics
 from .extensions import db
-from .models import Job, RawEvent, Workflow, utcnow
+from .models import ApiToken, Job, RawEvent, Workflow, utcnow
 from .normalize import rules, snakemake, tower
 from .normalize.coerce import json_safe
 from .normalize.schema import (
@@ -280,6 +280,34 @@ def prune(older_than: timedelta, batch_size: int = 500) -> int:
             session.execute(delete(RawEvent).where(RawEvent.workflow_id.in_(ids)))
             session.execute(delete(Workflow).where(Workflow.pk.in_(pks)))
             deleted += len(rows)
+
+
+def create_token(name: str) -> tuple[str, ApiToken]:
+    """A new access token; the secret is returned once and only its hash is stored."""
+    secret = auth.new_secret()
+    with write_transaction() as session:
+        token = ApiToken(
+            name=name,
+            token_hash=auth.hash_secret(secret),
+            prefix=secret[: len(auth.TOKEN_PREFIX) + 4],
+            created_at=utcnow(),
+        )
+        session.add(token)
+    auth.invalidate_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+    return secret, token
+
+
+def revoke_token(name: str) -> bool:
+    """Revoke a token by name; False if there is no such active token."""
+    with write_transaction() as session:
+        token = session.scalars(
+            select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        ).first()
+        if token is None:
+            return False
+        token.revoked_at = utcnow()
+    auth.invalidate_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+    return True
 
 
 def reindex(page_size: int = 1000) -> int:
