@@ -13,7 +13,18 @@ from . import config as configuration
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub. ``config`` overrides defaults and ``PANOPTES_*`` environment variables
     (tests pass e.g. ``{"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}``)."""
-    from . import api, auth, commands, database, errors, metrics, migrations_runner, openapi, ops, ui
+    from . import (
+        api,
+        auth,
+        commands,
+        database,
+        errors,
+        metrics,
+        migrations_runner,
+        openapi,
+        ops,
+        ui,
+    )
     from .extensions import db, migrate
     from .ingest import snakemake, tower
 
