@@ -10,6 +10,27 @@ from flask import Request
 
 from ..errors import ApiError
 
+# Real payloads nest a handful of levels (Nextflow params, manifests); anything much deeper is
+# refused rather than silently flattened when stored.
+MAX_DEPTH = 64
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a parsed JSON value nests deeper than MAX_DEPTH (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
 
 def json_object(request: Request, required: bool = True) -> dict[str, Any]:
     """The body parsed as a JSON object, whatever the Content-Type says.
@@ -27,6 +48,8 @@ def json_object(request: Request, required: bool = True) -> dict[str, Any]:
         raise ApiError(400, f"The request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "The request body must be a JSON object.")
+    if _too_deep(value):
+        raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.")
     return value
 
 

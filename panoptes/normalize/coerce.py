@@ -51,6 +51,18 @@ def integer(value: Any, maximum: int = INT64_MAX) -> int | None:
     return value
 
 
+def scaled(value: Any, factor: float) -> int | None:
+    """``value * factor`` rounded to an int (unit conversions), or None when it is not a
+    finite number in range."""
+    base = number(value)
+    if base is None:
+        return None
+    result = base * factor
+    if not math.isfinite(result) or abs(result) > INT64_MAX:
+        return None
+    return round(result)
+
+
 def number(value: Any) -> float | None:
     """A finite float, or None."""
     if isinstance(value, bool) or value is None:

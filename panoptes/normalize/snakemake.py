@@ -120,17 +120,14 @@ def _resources(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     if named is None:
         return None, {}
     named = {k: coerce.json_safe(v) for k, v in named.items() if k not in _RESOURCE_NAMES_HIDDEN}
-    requested: dict[str, Any] = {}
-    mem_mib = coerce.number(named.get("mem_mib"))
-    mem_mb = coerce.number(named.get("mem_mb"))
-    if mem_mib is not None:
-        requested["memory_bytes"] = coerce.integer(round(mem_mib * 1024 * 1024))
-    elif mem_mb is not None:
-        requested["memory_bytes"] = coerce.integer(round(mem_mb * 1_000_000))
-    runtime_minutes = coerce.number(named.get("runtime"))
-    if runtime_minutes is not None:
-        requested["time_ms"] = coerce.integer(round(runtime_minutes * 60_000))
-    return named, requested
+    memory = coerce.scaled(named.get("mem_mib"), 1024 * 1024)
+    if memory is None:
+        memory = coerce.scaled(named.get("mem_mb"), 1_000_000)
+    requested = {
+        "memory_bytes": memory,
+        "time_ms": coerce.scaled(named.get("runtime"), 60_000),  # runtime is in minutes
+    }
+    return named, {key: value for key, value in requested.items() if value is not None}
 
 
 def _tag(wildcards: dict[str, Any] | None) -> str | None:

@@ -207,3 +207,18 @@ levels = st.sampled_from([*snakemake._HANDLERS, "other"])
 )
 def test_never_raises_on_any_json(level, payload):
     assert snakemake.parse_message({"level": level, **payload}, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    resources=st.dictionaries(
+        st.sampled_from(["mem_mb", "mem_mib", "runtime", "disk_mb", "_cores", "tmpdir"]),
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        max_size=6,
+    )
+)
+def test_job_info_never_raises_on_any_resources(resources):
+    [update] = snakemake.parse_message(
+        {"level": "job_info", "jobid": 1, "resources": resources}, NOW
+    )
+    assert update.key == "1"
