@@ -34,11 +34,14 @@ _HEAVY_WORKFLOW_COLUMNS = (
 )
 
 
+MAX_OFFSET = 2**31 - 1
+
+
 class Page(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(default=100, ge=1)
-    offset: int = Field(default=0, ge=0, le=2**31)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class WorkflowQuery(Page):

@@ -8,6 +8,7 @@ events through the same ``_apply`` to rebuild workflows and jobs.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,7 +45,9 @@ from .normalize.schema import (
 HUB = "hub"  # engine name of the raw events that record what people did (rename, cancel)
 _BASE62 = string.digits + string.ascii_letters
 GENERATED_ID_LENGTH = 14
-_ID_CHARS = frozenset(_BASE62 + "_.-")
+# Ids adopted from clients: safe in URLs and paths (no slash, no leading dot or dash).
+WORKFLOW_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_WORKFLOW_ID = re.compile(WORKFLOW_ID_PATTERN)
 _COUNTER = {
     JobStatus.PENDING: "n_pending",
     JobStatus.SUBMITTED: "n_submitted",
@@ -75,9 +78,9 @@ def new_workflow_id() -> str:
 
 
 def is_valid_workflow_id(value: str) -> bool:
-    """Ids adopted from clients: 1-64 characters of base62, ``_``, ``.``, ``-``, starting
-    alphanumeric (so they are safe in URLs and paths)."""
-    return 0 < len(value) <= 64 and value[0] in _BASE62 and all(char in _ID_CHARS for char in value)
+    """Whether a client's id can be adopted: 1-64 characters of base62, ``_``, ``.``, ``-``,
+    starting alphanumeric."""
+    return _WORKFLOW_ID.fullmatch(value) is not None
 
 
 @contextmanager

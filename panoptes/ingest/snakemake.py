@@ -22,6 +22,8 @@ from .body import json_object, json_or_form
 bp = Blueprint("snakemake", __name__)
 
 MAX_BATCH_EVENTS = 10_000
+# Integer ids (what panoptes hands out) are echoed as JSON numbers by Snakemake's raw-JSON bodies.
+MAX_INTEGER_ID = 2**63 - 1
 FEATURES = ["batch"]
 
 
@@ -39,12 +41,14 @@ class UpdateEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     msg: str | dict[str, Any]
-    id: str | int
+    id: str | int = Field(union_mode="left_to_right")
     timestamp: str | float | None = None
 
     @field_validator("id")
     @classmethod
     def _valid_id(cls, value: str | int) -> str:
+        if isinstance(value, int) and not 0 <= value <= MAX_INTEGER_ID:
+            raise ValueError(f"an integer id must be between 0 and {MAX_INTEGER_ID}")
         text = str(value).strip()
         if not store.is_valid_workflow_id(text):
             raise ValueError("not a workflow id (1-64 characters of A-Z, a-z, 0-9, _ . -)")
@@ -56,7 +60,7 @@ class BatchIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    workflow_id: str
+    workflow_id: str = Field(pattern=f"^{store.WORKFLOW_ID_PATTERN}$")
     events: list[dict[str, Any]] = Field(max_length=MAX_BATCH_EVENTS)
 
     @field_validator("workflow_id")
