@@ -42,7 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-postgresql",
         action="store_true",
-        help="fail, instead of skipping, when PostgreSQL cannot be reached (CI sets it)",
+        help="fail, instead of skipping, when PostgreSQL cannot be reached (CI sets it, or "
+        "the environment variable PANOPTES_REQUIRE_POSTGRESQL=1)",
     )
 
 
@@ -81,7 +82,9 @@ def _postgres_unavailable(config: pytest.Config) -> str | None:
             f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)} "
             f"({type(error).__name__}); set PANOPTES_TEST_POSTGRES_URL to run these tests"
         )
-        if config.getoption("--require-postgresql"):
+        if config.getoption("--require-postgresql") or os.environ.get(
+            "PANOPTES_REQUIRE_POSTGRESQL"
+        ):
             pytest.fail(reason, pytrace=False)
         return reason
     return None
