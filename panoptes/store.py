@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -171,25 +171,37 @@ def snakemake_batch(
                     )
                 )
             )
-        accepted = 0
+        fresh: list[tuple[str | None, dict[str, Any]]] = []
         for event in events:
-            key = event.get("event_id")
-            key = None if key is None else str(key)
-            if key is not None and key in seen:
-                continue
+            key = None if event.get("event_id") is None else str(event["event_id"])
             if key is not None:
+                if key in seen:
+                    continue
                 seen.add(key)
-            raw = _record(
-                session,
-                Engine.SNAKEMAKE,
-                "event",
-                workflow_id,
-                json_safe(dict(event)),
-                received_at,
-                dedupe_key=key,
+            fresh.append((key, json_safe(dict(event))))
+        if fresh:
+            # One multi-row INSERT for the raw events and one pass over the parsed events with
+            # one job query: the same effect as applying them one by one (what reindex does).
+            session.execute(
+                insert(RawEvent),
+                [
+                    {
+                        "engine": Engine.SNAKEMAKE.value,
+                        "kind": "event",
+                        "workflow_id": workflow_id,
+                        "received_at": received_at,
+                        "body": body,
+                        "dedupe_key": key,
+                    }
+                    for key, body in fresh
+                ],
             )
-            _apply(session, raw, workflow)
-            accepted += 1
+            session.info["panoptes_recorded"].extend(
+                [(Engine.SNAKEMAKE.value, "event")] * len(fresh)
+            )
+            parsed = [e for _, body in fresh for e in snakemake.parse_message(body, received_at)]
+            _apply_events(session, workflow, Engine.SNAKEMAKE, parsed, received_at)
+        accepted = len(fresh)
         return BatchResult(workflow, accepted, len(events) - accepted)
 
 

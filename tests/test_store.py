@@ -53,8 +53,26 @@ def test_reindex_rebuilds_exactly_the_same_state(app, client, runner):
         client.get("/create_workflow?workflow_id=nightly").get_json()["id"] == reused
     )  # reset, reused
     client.get("/create_workflow?workflow_id=nightly")  # live now: a suffixed sibling
+    batched = client.get("/create_workflow").get_json()["id"]
+    events = [
+        {"level": "progress", "done": 0, "total": 2},
+        {"level": "job_started", "jobs": [1, 2]},
+        {"level": "job_info", "jobid": 1, "name": "a", "wildcards": {"s": "x"}},
+        {"level": "shellcmd", "msg": "echo a"},
+        {"level": "job_info", "jobid": 2, "name": "b"},
+        {"level": "job_error", "jobid": 2, "name": "b", "msg": "exit 1"},
+        {"level": "job_info", "jobid": 2, "name": "b"},
+        {"level": "job_finished", "jobid": 1},
+        {"level": "job_finished", "jobid": 2},
+        {"level": "progress", "done": 2, "total": 2},
+    ]
+    for start in (0, 4, 7):  # three batches, the middle one sent twice
+        chunk = [dict(e, event_id=f"e{start + i}") for i, e in enumerate(events[start : start + 4])]
+        for _ in range(2 if start == 4 else 1):
+            client.post("/api/snakemake/events", json={"workflow_id": batched, "events": chunk})
     before = snapshot(app)
-    assert len(before[0]) == 8 and len(before[1]) > 20
+    assert before[1][(batched, "2")]["attempt"] == 2
+    assert len(before[0]) == 9 and len(before[1]) > 20
 
     result = runner.invoke(args=["reindex"])
     assert result.exit_code == 0, result.output
