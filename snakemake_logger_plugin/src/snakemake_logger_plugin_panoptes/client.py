@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 PROTOCOL_BATCH = "batch"
 PROTOCOL_CLASSIC = "classic"
 
+# Answers that condemn the payload itself: such a batch is split to isolate the culprit.
+PAYLOAD_STATUSES = frozenset({400, 413, 422})
+
 SERVICE_INFO_PATH = "/api/service-info"
 CREATE_PATH = "/create_workflow"
 BATCH_PATH = "/api/snakemake/events"
@@ -163,6 +166,18 @@ def _caused_by_refusal(exc: BaseException) -> bool:
     return False
 
 
+def _reason(response: requests.Response) -> str:
+    """The hub's explanation of an error answer, as ``": <message>"``, or nothing."""
+    body = _json_body(response)
+    if isinstance(body, dict):
+        message = body.get("message")
+        if message is None and isinstance(body.get("error"), dict):
+            message = body["error"].get("message")
+        if isinstance(message, str) and message:
+            return f": {message[:300]}"
+    return ""
+
+
 def _json_body(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -176,9 +191,9 @@ class HubClient:
     def __init__(self, address: str, *, token: str | None = None, timeout: float = 10.0) -> None:
         self.address = normalise_address(address)
         self.timeout = timeout
+        # The environment is trusted as by any requests user: proxies (and NO_PROXY), and the
+        # CA bundle of a hub served over https (REQUESTS_CA_BUNDLE, SSL_CERT_FILE).
         self._session = requests.Session()
-        # Proxies from the environment would send loopback traffic through a proxy.
-        self._session.trust_env = False
         self._session.headers["User-Agent"] = USER_AGENT
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
@@ -240,13 +255,15 @@ class HubClient:
         if name:
             params["name"] = name
         response = self._request("GET", CREATE_PATH, params=params, timeout=timeout)
-        body = _json_body(response) if response.status_code == 200 else None
+        where, status = f"GET {self.address}{CREATE_PATH}", response.status_code
+        if status != 200:
+            raise HubRejected(f"{where} answered {status}{_reason(response)}", status=status)
+        body = _json_body(response)
         hub_id = body.get("id") if isinstance(body, dict) else None
         if hub_id is None or isinstance(hub_id, bool) or str(hub_id) == "":
             raise HubRejected(
-                f"GET {self.address}{CREATE_PATH} answered {response.status_code} without a "
-                "workflow id: is this the address of a panoptes hub?",
-                status=response.status_code,
+                f"{where} answered without a workflow id: is this the address of a panoptes hub?",
+                status=status,
             )
         return str(hub_id)
 
@@ -263,22 +280,21 @@ class HubClient:
             timeout=timeout,
         )
         status = response.status_code
+        where = f"POST {self.address}{BATCH_PATH}"
         if status in (404, 405):
-            raise BatchRouteMissing(f"POST {self.address}{BATCH_PATH} answered {status}", status=status)
+            raise BatchRouteMissing(f"{where} answered {status}", status=status)
         if status >= 400:
-            raise HubRejected(f"POST {self.address}{BATCH_PATH} answered {status}", status=status)
+            raise HubRejected(f"{where} answered {status}{_reason(response)}", status=status)
         body = _json_body(response)
         if not isinstance(body, dict) or "accepted" not in body:
             # An old panoptes answers 200 with its HTML "not found" page for unknown paths.
             raise BatchRouteMissing(
-                f"POST {self.address}{BATCH_PATH} answered {status} without a batch result",
+                f"{where} answered {status} without a batch result",
                 status=status,
             )
         return BatchResult(_int(body.get("accepted")), _int(body.get("duplicates")))
 
-    def send_classic(
-        self, workflow_id: str, event: Event, *, timeout: float | None = None
-    ) -> None:
+    def send_classic(self, workflow_id: str, event: Event, *, timeout: float | None = None) -> None:
         """Send one event as a panoptes ``/update_workflow_status`` form (skipped if it has
         no classic equivalent)."""
         msg = classic_message(event)
@@ -290,7 +306,8 @@ class HubClient:
         response = self._request("POST", CLASSIC_PATH, data=form, timeout=timeout)
         if response.status_code >= 400:
             raise HubRejected(
-                f"POST {self.address}{CLASSIC_PATH} answered {response.status_code}",
+                f"POST {self.address}{CLASSIC_PATH} answered {response.status_code}"
+                f"{_reason(response)}",
                 status=response.status_code,
             )
 
@@ -318,7 +335,9 @@ class HubClient:
                 for event in events:
                     try:
                         self.send_classic(workflow_id, event, timeout=self._budget(deadline))
-                    except HubRejected:
+                    except HubRejected as exc:
+                        if exc.status not in PAYLOAD_STATUSES:
+                            raise
                         progress.rejected += 1
                     else:
                         progress.sent += 1
@@ -332,7 +351,9 @@ class HubClient:
     ) -> None:
         try:
             self.send_batch(workflow_id, events, timeout=self._budget(deadline))
-        except HubRejected:
+        except HubRejected as exc:
+            if exc.status not in PAYLOAD_STATUSES:
+                raise  # about the workflow, not one event: splitting would not help
             if len(events) == 1:
                 progress.rejected += 1
                 return

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import re
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -48,6 +50,9 @@ FORWARDED_LINE_PREFIXES = (
 HIDDEN_RESOURCES = frozenset({"_cores", "_nodes"})
 
 _MAX_DEPTH = 32
+
+# In a RuleException's text: "Command '...' returned non-zero exit status 3."
+_EXIT_STATUS = re.compile(r"returned non-zero exit status (-?\d+)")
 
 
 def to_plain(value: Any, _depth: int = 0) -> JSONValue:
@@ -157,6 +162,9 @@ class RecordConverter:
         self._seq = 0
         # SHELLCMD carries no jobid; Snakemake logs it right after the JOB_INFO of its job.
         self._last_job_info: JSONValue = None
+        # Snakemake logs a failed job's error text (ERROR, RuleException) just before its
+        # JOB_ERROR, which has neither the text nor the exit status; kept to join them.
+        self._rule_errors: deque[str] = deque(maxlen=16)
         self.workdir: str | None = None
 
     def convert(self, record: logging.LogRecord) -> list[Event]:
@@ -167,8 +175,9 @@ class RecordConverter:
         if level is None:
             body = self._plain_line(record)
         else:
-            builder = self._BUILDERS.get(level)
-            body = builder(self, record) if builder is not None else None
+            # One `_on_<level>` method per LogEvent sent; other events have none.
+            builder = getattr(self, f"_on_{level}", None)
+            body = builder(record) if builder is not None else None
         if level != "shellcmd" and level != "job_info":
             self._last_job_info = None
         if body is None:
@@ -176,11 +185,10 @@ class RecordConverter:
         return [self._stamp(body, record)]
 
     def _stamp(self, body: dict[str, JSONValue], record: logging.LogRecord) -> Event:
-        self._seq += 1
-        return {"event_id": f"{self.run_id}:{self._seq}", "timestamp": float(record.created), **body}
+        return self.make_event(body, float(record.created))
 
     def make_event(self, body: dict[str, JSONValue], timestamp: float) -> Event:
-        """Number an event the plugin makes itself (e.g. ``workflow_finished``)."""
+        """Number an event: records' events, and those the plugin makes (``workflow_finished``)."""
         self._seq += 1
         return {"event_id": f"{self.run_id}:{self._seq}", "timestamp": timestamp, **body}
 
@@ -193,7 +201,7 @@ class RecordConverter:
             return {"level": "info", "msg": text}
         return None
 
-    def _workflow_started(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_workflow_started(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         cwd = to_plain(_attr(record, "cwd"))
         if isinstance(cwd, str):
             self.workdir = cwd
@@ -223,13 +231,13 @@ class RecordConverter:
             "basedir": to_plain(_attr(record, "basedir")),
         }
 
-    def _rulegraph(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_rulegraph(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         graph = to_plain(_attr(record, "rulegraph"))
         if not isinstance(graph, dict):
             graph = {"nodes": [], "links": []}
         return {"level": "rulegraph", "rulegraph": graph}
 
-    def _run_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_run_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         stats = to_plain(_attr(record, "stats"))
         return {
             "level": "run_info",
@@ -237,17 +245,17 @@ class RecordConverter:
             "stats": stats if isinstance(stats, dict) else {},
         }
 
-    def _progress(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_progress(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         return {
             "level": "progress",
             "done": to_plain(_attr(record, "done")),
             "total": to_plain(_attr(record, "total")),
         }
 
-    def _job_started(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_job_started(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         return {"level": "job_started", "jobs": _as_list(_attr(record, "jobs"))}
 
-    def _job_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_job_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         jobid = _jobid(_attr(record, "jobid"))
         self._last_job_info = jobid
         return {
@@ -269,7 +277,7 @@ class RecordConverter:
             "benchmark": to_plain(_attr(record, "benchmark")),
         }
 
-    def _shellcmd(self, record: logging.LogRecord) -> dict[str, JSONValue] | None:
+    def _on_shellcmd(self, record: logging.LogRecord) -> dict[str, JSONValue] | None:
         command = _attr(record, "shellcmd")
         if command is None:
             # Snakemake logs "Shell command: None" for rules without a shell command.
@@ -284,15 +292,18 @@ class RecordConverter:
             "msg": text,
         }
 
-    def _job_finished(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_job_finished(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         # Snakemake 9 spells it job_id on this one event only.
         jobid = _attr(record, "job_id")
         if jobid is None:
             jobid = _attr(record, "jobid")
         return {"level": "job_finished", "jobid": _jobid(jobid)}
 
-    def _job_error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+    def _on_job_error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         rule_msg = _attr(record, "rule_msg")
+        shellcmd = to_plain(_attr(record, "shellcmd"))
+        error = self._take_rule_error(shellcmd if isinstance(shellcmd, str) else None)
+        exit_code = _EXIT_STATUS.search(error) if error else None
         return {
             "level": "job_error",
             "jobid": _jobid(_attr(record, "jobid")),
@@ -305,27 +316,29 @@ class RecordConverter:
             "conda_env": to_plain(_attr(record, "conda_env")),
             "container_img": to_plain(_attr(record, "container_img")),
             "aux": to_plain(_attr(record, "aux")) or {},
+            "error": error,
+            "exit_code": int(exit_code.group(1)) if exit_code else None,
         }
 
-    def _error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
-        return {
-            "level": "error",
-            "msg": record_message(record),
-            "exception": to_plain(_attr(record, "exception")),
-        }
+    def _take_rule_error(self, shellcmd: str | None) -> str | None:
+        """The error text of this job: the latest one quoting its shell command, else the
+        latest one if nothing else is waiting (jobs failing at once may interleave)."""
+        command = shellcmd.strip() if shellcmd else ""
+        for index in range(len(self._rule_errors) - 1, -1, -1):
+            if command and command in self._rule_errors[index]:
+                text = self._rule_errors[index]
+                del self._rule_errors[index]
+                return text
+        if len(self._rule_errors) == 1:
+            return self._rule_errors.pop()
+        return None
 
-    _BUILDERS: dict[str, Any] = {
-        "workflow_started": _workflow_started,
-        "rulegraph": _rulegraph,
-        "run_info": _run_info,
-        "progress": _progress,
-        "job_started": _job_started,
-        "job_info": _job_info,
-        "shellcmd": _shellcmd,
-        "job_finished": _job_finished,
-        "job_error": _job_error,
-        "error": _error,
-    }
+    def _on_error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
+        text = record_message(record)
+        exception = to_plain(_attr(record, "exception"))
+        if exception == "RuleException":
+            self._rule_errors.append(text)
+        return {"level": "error", "msg": text, "exception": exception}
 
 
 # -- outcome ------------------------------------------------------------------------------
@@ -367,6 +380,7 @@ class OutcomeTracker:
     """
 
     failed_jobs: dict[str, str] = field(default_factory=dict)
+    running_jobs: dict[str, JSONValue] = field(default_factory=dict)
     final_error: str | None = None
     last_job_error: str | None = None
     nothing_to_do: bool = False
@@ -377,13 +391,18 @@ class OutcomeTracker:
         """Update the verdict with one converted event."""
         self.events_seen += 1
         level = event.get("level")
-        if level == "job_error":
+        if level == "job_info":
+            self.running_jobs[str(event.get("jobid"))] = event.get("jobid")
+        elif level == "job_error":
             key = str(event.get("jobid"))
             text = event.get("msg") or f"job {key} failed"
             self.failed_jobs[key] = str(text)
             self.last_job_error = str(text)
+            self.running_jobs.pop(key, None)
         elif level == "job_finished":
-            self.failed_jobs.pop(str(event.get("jobid")), None)
+            key = str(event.get("jobid"))
+            self.failed_jobs.pop(key, None)
+            self.running_jobs.pop(key, None)
         elif level == "error":
             if event.get("exception") != "RuleException":
                 self.final_error = str(event.get("msg") or event.get("exception") or "error")
@@ -396,12 +415,23 @@ class OutcomeTracker:
             elif text.startswith(INTERRUPT_PREFIXES):
                 self.interrupted = text
 
+    def unreported_finished_jobs(self, outcome: Outcome) -> list[JSONValue]:
+        """Jobs that must have finished although no ``job_finished`` was seen.
+
+        Only a successful run tells: every job it started has finished. This covers a
+        Snakemake that does not log finished jobs at all (``--quiet progress``) when
+        :func:`keep_progress_records` could not make it.
+        """
+        if outcome.reason != REASON_SUCCESS:
+            return []
+        return list(self.running_jobs.values())
+
     def verdict(self, exc_type: type[BaseException] | None = None) -> Outcome:
         """Return the outcome; ``exc_type`` is the exception unwinding Snakemake, if any."""
         if self.interrupted is not None:
             return Outcome(False, REASON_INTERRUPTED, self.interrupted)
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            return Outcome(False, REASON_INTERRUPTED, "Interrupted by the user (KeyboardInterrupt).")
+            return Outcome(False, REASON_INTERRUPTED, "Interrupted by the user (KeyboardInterrupt)")
         if self.final_error is not None:
             return Outcome(False, REASON_FAILURE, self.final_error)
         if self.failed_jobs:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import (
-    PROTOCOL_BATCH,
     PROTOCOL_CLASSIC,
     BatchRouteMissing,
     HubAuthError,
@@ -29,6 +28,7 @@ from .client import (
     HubError,
     HubRejected,
     HubUnavailable,
+    normalise_address,
 )
 from .events import Event
 from .spool import (
@@ -55,18 +55,18 @@ class Notifier:
     """One-line messages for the user on stderr, each kind at most once unless repeated on
     purpose. Snakemake's logger is not usable here: the plugin is one of its handlers."""
 
-    def __init__(self, stream_getter: Callable[[], object] | None = None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._told: set[str] = set()
-        self._stream_getter = stream_getter or (lambda: sys.stderr)
 
     def say(self, text: str) -> None:
         """Print one line."""
         with self._lock:
-            stream = self._stream_getter()
+            # Looked up on each call: Snakemake or a test may have replaced sys.stderr.
+            stream = sys.stderr
             try:
-                stream.write(f"[panoptes] {text}\n")  # type: ignore[attr-defined]
-                stream.flush()  # type: ignore[attr-defined]
+                stream.write(f"[panoptes] {text}\n")
+                stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass  # stderr closed: nothing sensible left to do
 
@@ -90,6 +90,7 @@ class CloseReport:
     """What became of the run's events when the sender closed."""
 
     delivered: int = 0
+    leftover_delivered: int = 0
     rejected: int = 0
     spooled: int = 0
     lost: int = 0
@@ -105,10 +106,15 @@ class _Leftover:
     offset: int
     inflight: list[Event] = field(default_factory=list)
     exhausted: bool = False
+    abandoned: bool = False  # the hub refused it: kept on disk, not retried in this run
+
+    @property
+    def delivered(self) -> bool:
+        return self.exhausted and not self.inflight
 
     @property
     def done(self) -> bool:
-        return self.exhausted and not self.inflight
+        return self.abandoned or self.delivered
 
 
 class Sender:
@@ -123,8 +129,8 @@ class Sender:
         timeout: float = 10.0,
         requested_workflow_id: str | None = None,
         name: str | None = None,
-        batch_size: int = 100,
-        flush_interval: float = 1.0,
+        batch_size: int = 200,
+        flush_interval: float = 0.25,
         buffer_limit: int = 10_000,
         workdir: Callable[[], str] = os.getcwd,
         notifier: Notifier | None = None,
@@ -272,10 +278,10 @@ class Sender:
         report = self._report
         for left in self._leftovers:
             try:
-                if left.done:
+                kept = 0 if left.delivered else left.spool.rewrite(left.inflight, left.offset)
+                if kept == 0:
                     left.spool.delete()
                     continue
-                kept = left.spool.rewrite(left.inflight, left.offset)
                 left.spool.release()
                 report.spooled += kept
                 report.spool_paths.append(left.spool.path)
@@ -308,7 +314,6 @@ class Sender:
         self._inflight = []
         self._memory.clear()
         self._spill_pending = 0
-        report.auth_failed = self._blocked and report.auth_failed
 
     # -- the sender thread ------------------------------------------------------------------
 
@@ -322,8 +327,7 @@ class Sender:
                 try:
                     progressed = self._step(client)
                 except HubError as exc:
-                    progressed = False
-                    self._on_failure(exc)
+                    progressed = self._on_failure(exc)
                 if not progressed:
                     self._backoff()
         except Exception as exc:  # a bug here must not go unnoticed, nor reach Snakemake
@@ -335,21 +339,24 @@ class Sender:
     def _load_leftovers(self) -> None:
         directory = spool_dir(self._workdir())
         paths = find_spools(directory, self.address, exclude=self.run_id)[:MAX_LEFTOVERS]
+        files = events = 0
         for path in paths:
             try:
                 spool = SpoolFile.open_existing(path)
+                count = spool.count_events(spool.events_start)
             except (SpoolBusy, OSError, ValueError):
-                continue  # in use by a concurrent run, vanished, or not ours
+                continue  # in use by a concurrent run, vanished, or not a spool file
             with self._cond:
                 if self._finalised:
                     spool.release()
                     return
                 self._leftovers.append(_Leftover(spool, spool.events_start))
-        if self._leftovers:
-            count = sum(left.spool.count_events(left.offset) for left in self._leftovers)
+            files += 1
+            events += count
+        if files:
             self.notifier.say(
-                f"sending {count} events left over from earlier runs "
-                f"({len(self._leftovers)} spool file(s) in {directory})"
+                f"sending {events} events left over from earlier runs "
+                f"({files} spool file(s) in {directory})"
             )
 
     def _wait_for_work(self) -> bool:
@@ -387,7 +394,8 @@ class Sender:
             if self._closing:
                 delay = CLOSING_BACKOFF
             else:
-                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(self._failures, 16))
+                exponent = min(max(self._failures - 1, 0), 16)
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**exponent)
                 delay *= random.uniform(0.75, 1.0)  # avoid lockstep with other runs
             end = time.monotonic() + delay
             was_closing = self._closing
@@ -415,7 +423,14 @@ class Sender:
         with self._cond:
             leftover = next((left for left in self._leftovers if not left.done), None)
         if leftover is not None:
-            return self._send_leftover(client, leftover, deadline)
+            try:
+                return self._send_leftover(client, leftover, deadline)
+            except HubRejected as exc:
+                # An old spool the hub will not take must not hold up this run's events.
+                with self._cond:
+                    leftover.abandoned = True
+                self.notifier.say(f"{exc}; {leftover.spool.path} is left for later")
+                return True
         return self._send_own(client, deadline)
 
     def _send_own(self, client: HubClient, deadline: float | None) -> bool:
@@ -446,17 +461,15 @@ class Sender:
         with self._cond:
             if not self._finalised:
                 self._inflight = []
-                if self._pending() == 0:
-                    self._first_pending_at = None
-                elif self._first_pending_at is not None and not self._memory:
-                    self._first_pending_at = time.monotonic()
+                # Let what is left accumulate into a full batch for one more interval.
+                self._first_pending_at = time.monotonic() if self._pending() else None
             self._count(progress.sent, progress.rejected)
         self._on_success()
         return True
 
     def _send_leftover(self, client: HubClient, left: _Leftover, deadline: float | None) -> bool:
         header = left.spool.header
-        if header.workflow_id is None or header.address.rstrip("/") != client.address:
+        if header.workflow_id is None or not _same_address(header.address, client.address):
             header.workflow_id = client.register(
                 workflow_id=header.requested_workflow_id,
                 name=header.name,
@@ -486,6 +499,7 @@ class Sender:
         with self._cond:
             if not self._finalised:
                 left.inflight = []
+            self._report.leftover_delivered += progress.sent
             self._report.rejected += progress.rejected
         self._on_success()
         return True
@@ -507,7 +521,8 @@ class Sender:
             self.notifier.say(f"{self.address} is reachable again; delivering buffered events")
             self.notifier.forget("unreachable")
 
-    def _on_failure(self, exc: HubError) -> None:
+    def _on_failure(self, exc: HubError) -> bool:
+        """Act on a failed attempt; True if the next attempt should not wait."""
         self._failures += 1
         if isinstance(exc, HubAuthError):
             with self._cond:
@@ -527,13 +542,15 @@ class Sender:
                 "classic",
                 f"{self.address} has no batch route ({exc}); sending one event per request",
             )
+            return True
         elif isinstance(exc, HubRejected):
             with self._cond:
                 self._blocked = True
             self.notifier.once(
-                "not-a-hub",
-                f"{exc}. Events are kept in {self._spool_path()}; check "
-                "--logger-panoptes-address.",
+                "refused",
+                f"{exc}. Nothing more is sent in this run; events are kept in "
+                f"{self._spool_path()}. Check --logger-panoptes-address and "
+                "--logger-panoptes-workflow-id.",
             )
         elif isinstance(exc, HubUnavailable):
             with self._cond:
@@ -545,11 +562,10 @@ class Sender:
                 self._outage = True
                 self.notifier.once(
                     "unreachable",
-                    f"cannot reach {self.address} ({exc}); buffering events and retrying "
+                    f"the hub is not taking events ({exc}); buffering them and retrying "
                     "in the background",
                 )
-            if self._protocol == PROTOCOL_BATCH and exc.status is None:
-                pass  # keep the protocol: the same server is expected back
+        return False
 
 
 def _budget(deadline: float | None) -> float | None:
@@ -559,3 +575,10 @@ def _budget(deadline: float | None) -> float | None:
     if left <= 0:
         raise HubUnavailable("no time left before the close deadline")
     return left
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return normalise_address(a) == normalise_address(b)
+    except ValueError:
+        return False

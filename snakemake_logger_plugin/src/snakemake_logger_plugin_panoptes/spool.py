@@ -13,6 +13,7 @@ file is never sent twice at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -21,7 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .client import PROTOCOL_BATCH, HubClient, HubError, normalise_address
+from .client import (
+    PROTOCOL_CLASSIC,
+    BatchRouteMissing,
+    HubClient,
+    HubError,
+    normalise_address,
+)
 from .events import Event
 
 try:
@@ -211,10 +218,8 @@ class SpoolFile:
 
     def delete(self) -> None:
         """Remove the file (all its events were delivered) and release it."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         self.release()
 
     def release(self) -> None:
@@ -350,9 +355,7 @@ def _send_open_spool(spool: SpoolFile, client: HubClient, *, batch_size: int) ->
         same_hub = False
     if workflow_id is None or not same_hub:
         # The id is only meaningful on the hub that issued it.
-        workflow_id = client.register(
-            workflow_id=header.requested_workflow_id, name=header.name
-        )
+        workflow_id = client.register(workflow_id=header.requested_workflow_id, name=header.name)
     header.address = client.address
     header.workflow_id = workflow_id
     sent = 0
@@ -362,7 +365,12 @@ def _send_open_spool(spool: SpoolFile, client: HubClient, *, batch_size: int) ->
         if not events:
             break
         try:
-            progress = client.deliver(protocol, workflow_id, events)
+            try:
+                progress = client.deliver(protocol, workflow_id, events)
+            except BatchRouteMissing:
+                # Announced but absent (an old panoptes answers HTML): use the classic route.
+                protocol = PROTOCOL_CLASSIC
+                progress = client.deliver(protocol, workflow_id, events)
         except HubError as exc:
             sent += exc.progress.sent
             spool.rewrite(events[exc.progress.handled :], next_offset)
@@ -374,7 +382,6 @@ def _send_open_spool(spool: SpoolFile, client: HubClient, *, batch_size: int) ->
 
 
 __all__ = [
-    "PROTOCOL_BATCH",
     "SpoolBusy",
     "SpoolFile",
     "SpoolHeader",

@@ -1,0 +1,1 @@
+"""Tests of the Snakemake logger plugin (snakemake_logger_plugin/)."""
