@@ -19,6 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         commands,
         database,
         errors,
+        live,
         metrics,
         migrations_runner,
         openapi,
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(live.bp)
     app.register_blueprint(ops.bp)
     metrics.instrument(app)
     if app.config["AUTO_MIGRATE"]:

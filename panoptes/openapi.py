@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 from pydantic import BaseModel
 
-from . import serializers
+from . import serializers, store
+from .api import MAX_OFFSET
+from .config import DEFAULTS
 from .ingest.snakemake import BatchIn, hub_version
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
@@ -43,13 +45,15 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-def _path_param(name: str, description: str) -> dict[str, Any]:
+def _path_param(
+    name: str, description: str, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema or {"type": "string"},
     }
 
 
@@ -63,15 +67,31 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
-WORKFLOW_ID = _path_param("workflow_id", "the run's id (as returned at creation)")
+ID_SCHEMA = {"type": "string", "pattern": f"^{store.WORKFLOW_ID_PATTERN}$"}
+WORKFLOW_ID = _path_param("workflow_id", "the run's id (as returned at creation)", ID_SCHEMA)
 PAGE = [
     _query(
         "limit",
-        "page size (1 to API_MAX_LIMIT, default 100)",
-        {"type": "integer", "minimum": 1, "default": 100},
+        "page size (1 to PANOPTES_API_MAX_LIMIT, default 100)",
+        {"type": "integer", "minimum": 1, "maximum": DEFAULTS["API_MAX_LIMIT"], "default": 100},
     ),
-    _query("offset", "rows to skip", {"type": "integer", "minimum": 0, "default": 0}),
+    _query(
+        "offset",
+        "rows to skip",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+    ),
 ]
+
+
+def _comma_list(name: str, description: str, values: list[str]) -> dict[str, Any]:
+    """A query parameter taking several values separated by commas."""
+    return {
+        **_query(name, description, {"type": "array", "items": {"type": "string", "enum": values}}),
+        "style": "form",
+        "explode": False,
+    }
+
+
 TOWER_BODY = {"required": True, "content": {"application/json": {"schema": _OBJECT}}}
 TOWER_ACK = _json(
     {
@@ -230,6 +250,106 @@ def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
     return components
 
 
+def _dashboard_paths() -> dict[str, Any]:
+    """The dashboard's job page, its forms (HTML, CSRF-protected) and the live event stream."""
+    tag = ["dashboard"]
+    job_id = _path_param("job_id", "Snakemake jobid or Nextflow taskId")
+    form = {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["csrf_token"],
+                    "properties": {
+                        "csrf_token": {"type": "string", "description": "the session's token"},
+                        "name": {"type": "string", "description": "rename only"},
+                    },
+                }
+            }
+        },
+    }
+    sse_event = {
+        "type": "object",
+        "description": "one event; `data` is JSON: {workflow_id, version}",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": ["change", "deleted"]},
+            "id": {"type": "string", "description": "the version (absent on `deleted`)"},
+            "data": {"type": "string"},
+        },
+    }
+    redirect = {"description": "done; see Location"}
+    refused = {"description": "missing or wrong CSRF token (HTML page)"}
+    missing = {"description": "unknown run (HTML page)"}
+    return {
+        "/workflow/{workflow_id}/job/{job_id}": {
+            "get": {
+                "tags": tag,
+                "summary": "Dashboard: one job",
+                "parameters": [WORKFLOW_ID, job_id],
+                "responses": {"200": _HTML, "404": missing},
+            }
+        },
+        "/workflow/{workflow_id}/rename": {
+            "post": {
+                "tags": tag,
+                "summary": "Dashboard form: rename a run",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": form,
+                "responses": {"303": redirect, "400": refused, "404": missing},
+            }
+        },
+        "/workflow/{workflow_id}/cancel": {
+            "post": {
+                "tags": tag,
+                "summary": "Dashboard form: mark a run Cancelled",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": form,
+                "responses": {"303": redirect, "400": refused, "404": missing},
+            }
+        },
+        "/workflow/{workflow_id}/delete": {
+            "get": {
+                "tags": tag,
+                "summary": "Dashboard: confirm deleting a run",
+                "parameters": [WORKFLOW_ID],
+                "responses": {"200": _HTML, "404": missing},
+            },
+            "post": {
+                "tags": tag,
+                "summary": "Dashboard form: delete a run that is not Running",
+                "parameters": [WORKFLOW_ID],
+                "requestBody": form,
+                "responses": {"303": redirect, "400": refused, "404": missing},
+            },
+        },
+        "/api/stream": {
+            "get": {
+                "tags": tag,
+                "summary": "Server-sent events: `change` (id: the new version) when a run, or the "
+                "list of runs, changes; `deleted` when the run is deleted. Fed from the "
+                "database; each stream ends after a few minutes and the browser reconnects. "
+                "A client whose Accept header does not name text/event-stream gets the "
+                "current state once.",
+                "parameters": [
+                    _query(
+                        "workflow_id", "one run (default: the list of runs)", {"type": "string"}
+                    ),
+                    _query("since", "the version the page shows", {"type": "string"}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "an event stream",
+                        "content": {"text/event-stream": {"schema": sse_event}},
+                    },
+                    "404": _error("unknown workflow_id"),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document of every route the hub serves."""
     form_or_json = {
@@ -239,7 +359,7 @@ def document() -> dict[str, Any]:
             "properties": {
                 "msg": {"type": "string", "description": "the event, JSON-encoded"},
                 "timestamp": {"type": "string"},
-                "id": {"type": "string"},
+                "id": ID_SCHEMA,
             },
         }
     }
@@ -330,17 +450,13 @@ def document() -> dict[str, Any]:
                 "tags": read,
                 "summary": "Runs of both engines, newest first",
                 "parameters": [
-                    _query(
-                        "engine",
-                        "comma-separated engines",
-                        {"type": "string", "examples": [",".join(Engine)]},
+                    _comma_list("engine", "engines, comma-separated", [e.value for e in Engine]),
+                    _comma_list(
+                        "status", "statuses, comma-separated", [s.value for s in WorkflowStatus]
                     ),
                     _query(
-                        "status",
-                        "comma-separated statuses: " + ", ".join(WorkflowStatus),
-                        {"type": "string"},
+                        "q", "case-insensitive name search", {"type": "string", "maxLength": 255}
                     ),
-                    _query("q", "case-insensitive name search", {"type": "string"}),
                     *PAGE,
                 ],
                 "responses": {
@@ -418,12 +534,10 @@ def document() -> dict[str, Any]:
                 "summary": "A run's jobs / tasks",
                 "parameters": [
                     WORKFLOW_ID,
-                    _query(
-                        "status",
-                        "comma-separated statuses: " + ", ".join(JobStatus),
-                        {"type": "string"},
+                    _comma_list(
+                        "status", "statuses, comma-separated", [s.value for s in JobStatus]
                     ),
-                    _query("name", "rule or process name", {"type": "string"}),
+                    _query("name", "rule or process name", {"type": "string", "maxLength": 255}),
                     *PAGE,
                 ],
                 "responses": {
@@ -456,10 +570,11 @@ def document() -> dict[str, Any]:
                 "tags": ["dashboard"],
                 "summary": "Dashboard: one run (Tower's watchUrl)",
                 "parameters": [WORKFLOW_ID],
-                "responses": {"200": _HTML},
+                "responses": {"200": _HTML, "404": {"description": "unknown run (HTML page)"}},
             },
             "patch": _tower_paths("")["/workflow/{workflow_id}"]["patch"],
         },
+        **_dashboard_paths(),
         "/openapi.json": {
             "get": {
                 "tags": ["meta"],

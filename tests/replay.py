@@ -155,7 +155,9 @@ def tower_sequence(folder: str) -> Iterator[tuple[str, dict[str, Any]]]:
             kind = "begin"
         elif "heartbeat" in name:
             kind = "heartbeat"
-        elif "complete_request" in name or "workflow_succeeded" in name or "workflow_failed" in name:
+        elif (
+            "complete_request" in name or "workflow_succeeded" in name or "workflow_failed" in name
+        ):
             kind = "complete"
         else:
             kind = "progress"
@@ -163,8 +165,12 @@ def tower_sequence(folder: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def replay_tower(
-    folder: str, send: Sender, prefix: str = "", workflow_id: str | None = None,
-    headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
+    folder: str,
+    send: Sender,
+    prefix: str = "",
+    workflow_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
 ) -> tuple[str, list[int]]:
     """Replay a Tower run; without a create request in the folder, ``workflow_id`` (or a fixed
     id) is used directly, as after a hub database reset."""
@@ -178,6 +184,8 @@ def replay_tower(
             status, payload = send(Request("POST", f"{prefix}/trace/create", raw, headers, query))
             current = payload["workflowId"]
         else:
-            status, _ = send(Request("PUT", f"{prefix}/trace/{current}/{kind}", raw, headers, query))
+            status, _ = send(
+                Request("PUT", f"{prefix}/trace/{current}/{kind}", raw, headers, query)
+            )
         statuses.append(status)
     return current, statuses

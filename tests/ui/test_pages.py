@@ -1,0 +1,283 @@
+"""Dashboard pages through Flask's test client: what they show, filters, escaping, headers."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import update
+
+from panoptes.extensions import db
+from panoptes.models import Workflow, utcnow
+from tests.replay import flask_sender
+
+from .conftest import page
+from .helpers import HOSTILE_NAME, HOSTILE_RUN, create_snakemake, send_event
+
+
+def run_names(html: str) -> list[str]:
+    """Names of the runs listed, in order."""
+    return re.findall(r'<td class="name"><a href="/workflow/[^"]+">([^<]*)</a>', html)
+
+
+class Inventory(HTMLParser):
+    """Every tag and attribute of a page, to check what the CSP and the offline rule forbid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.script_text = ""
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.script_text += data
+
+
+def inventory(html: str) -> Inventory:
+    parser = Inventory()
+    parser.feed(html)
+    return parser
+
+
+def test_runs_list_shows_both_engines_with_counts_and_progress(client, filled):
+    html = page(client, "/")
+    names = run_names(html)
+    assert len(names) == 7
+    assert {"rnaseq-nightly", "variant-calling", "ridiculous_montalcini"} <= set(names)
+    assert html.count('class="engine engine-snakemake"') == 4
+    assert html.count('class="engine engine-nextflow"') == 3
+    chips = dict(re.findall(r"</i>([A-Za-z ]+) <b>(\d+)</b></a>", html))
+    assert chips == {"Running": "1", "Done": "4", "Error": "2"}
+    # 5 of 8 done and 1 failed for the failed Snakemake run, drawn as a stacked bar
+    row = html[html.index(">variant-calling<") :].split("</tr>")[0]
+    assert "5/8" in row and "1 failed" in row and 'class="seg failed"' in row
+    assert "root · vm" in row
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"engine": "nextflow"}, {"nostalgic_pasteur", "prickly_brenner", "ridiculous_montalcini"}),
+        ({"status": "Error"}, {"variant-calling", "prickly_brenner"}),
+        ({"q": "NIGHT"}, {"rnaseq-nightly"}),
+        ({"q": "%"}, set()),
+        ({"engine": "snakemake", "status": "Running"}, {HOSTILE_RUN}),
+    ],
+)
+def test_runs_list_filters(client, filled, query, expected):
+    html = page(client, "/?" + urlencode(query))
+    assert {unescape(name) for name in run_names(html)} == expected
+
+
+def test_bad_list_arguments_are_ignored_not_errors(client, filled):
+    html = page(client, "/?engine=perl&status=Sleeping&page=x&sort=size&dir=up")
+    assert len(run_names(html)) == 7
+
+
+def test_runs_list_sorts_and_paginates(client, app):
+    send = flask_sender(client)
+    for i in range(53):
+        create_snakemake(send, f"run-{i:02d}")
+    newest_first = page(client, "/")
+    assert run_names(newest_first)[:2] == ["run-52", "run-51"]
+    assert "Page 1 of 2 · 53 runs" in newest_first
+    assert run_names(page(client, "/?page=2")) == ["run-02", "run-01", "run-00"]
+    assert run_names(page(client, "/?page=99"))[0] == "run-02"  # clamped to the last page
+    by_name = run_names(page(client, "/?sort=name&dir=asc"))
+    assert by_name[:3] == ["run-00", "run-01", "run-02"]
+    assert run_names(page(client, "/?sort=name&dir=desc"))[0] == "run-52"
+    # sort links keep the filters and flip the direction of the active column
+    html = page(client, "/?sort=name&dir=asc&q=run")
+    assert 'href="/?sort=name&amp;dir=desc&amp;q=run"' in html
+
+
+def test_stale_runs_are_counted_and_filtered_as_read(client, app):
+    send = flask_sender(client)
+    silent = create_snakemake(send, "silent")
+    create_snakemake(send, "busy")
+    with app.app_context():
+        db.session.execute(
+            update(Workflow)
+            .where(Workflow.id == silent)
+            .values(updated_at=utcnow() - timedelta(days=30))
+        )
+        db.session.commit()
+    html = page(client, "/")
+    assert re.search(r"Stale <b>1</b>", html) and re.search(r"Running <b>1</b>", html)
+    assert run_names(page(client, "/?status=Stale")) == ["silent"]
+    assert "Stale · silent · panoptes" in page(client, f"/workflow/{silent}")
+
+
+def test_empty_hub_explains_how_to_send_runs(client):
+    html = page(client, "/")
+    assert "No runs yet" in html and "-with-tower" in html
+
+
+def test_snakemake_run_page_has_metadata_rules_graph_failures_jobs_timeline(client, filled):
+    html = page(client, f"/workflow/{filled['snakemake_failed']}")
+    assert "<title>Error · variant-calling · panoptes</title>" in html
+    # metadata from workflow_started
+    assert "--config fail_sample=B" in html and "Snakemake 9.27.1" in html
+    assert "/home/user/project/runs/panoptes_failure_printshellcmds" in html
+    # per-rule progress: make_sample 3/3, process 2 done + 1 failed
+    rules = html[html.index('id="run-rules"') : html.index('id="run-graph"')]
+    assert re.search(r">make_sample</a>.*?<td class=\"num\">3</td>", rules, re.S)
+    assert re.search(r">process</a>.*?failed-count\">1</td>", rules, re.S)
+    # the rule graph: four rules, three links, states from the jobs
+    graph = html[html.index('id="run-graph"') : html.index('class="jobs-section"')]
+    assert graph.count('<g class="node') == 4 and graph.count('class="edge"') == 3
+    assert 'class="node state-failed"><title>process' in graph
+    assert 'class="node state-done"><title>make_sample' in graph
+    assert 'class="node state-idle"><title>summarize' in graph
+    # the failed-jobs panel: command, log path, link to the job
+    failed = html[html.index('id="run-failed"') : html.index('id="run-rules"')]
+    assert "Why it failed" in failed and "exit 3" in failed
+    assert "logs/process/B.log" in failed and "/job/4" in failed
+    # job table and timeline
+    assert html.count('<tr>\n      <td class="mono"><a href=') == 6
+    assert 'class="chart timeline"' in html and html.count('class="job s-') == 6
+
+
+def test_nextflow_run_page_has_process_progress_failures_and_resource_plots(client, filled):
+    html = page(client, f"/workflow/{filled['nextflow_multi']}")
+    assert "Progress by process" in html and "All processes" in html
+    failed = html[html.index('id="run-failed"') : html.index('id="run-rules"')]
+    assert "Failed jobs" in failed  # the run is Done: its failures were ignored
+    assert failed.count('class="failed-job"') == 3
+    assert "exit code 3" in failed and "IGNORE" in failed
+    assert "/1d/3d21ac9f11edbca56e0e01b9dd0932/.command.err" in failed
+    resources = html[html.index('id="run-resources"') : html.index('id="run-meta"')]
+    assert resources.count('class="box-figure"') == 5
+    assert "Nextflow's own statistics" in resources
+    assert "Peak memory (RSS)" in resources and "stress_200mega" in resources
+    assert "pditommaso/nf-foo" in html and "master" in html
+
+
+def test_resource_plots_from_job_rows_when_nextflow_sent_no_metrics(client, filled, app):
+    with app.app_context():
+        db.session.execute(
+            update(Workflow).where(Workflow.id == filled["nextflow_multi"]).values(metrics=None)
+        )
+        db.session.commit()
+    html = page(client, f"/workflow/{filled['nextflow_multi']}")
+    resources = html[html.index('id="run-resources"') : html.index('id="run-meta"')]
+    assert "over finished jobs" in resources
+    # stress_2cpu: 4 tasks at about 181-197% CPU
+    assert re.search(r"stress_2cpu: n=4, min 1\d\d%, median 1\d\d%, max 1\d\d%", resources)
+
+
+def test_job_table_filters_sorts_and_survives_bad_arguments(client, filled):
+    url = f"/workflow/{filled['nextflow_multi']}"
+    errors = page(client, url + "?status=Error")
+    assert errors.count('<span class="badge s-error">Error</span>') == 3
+    assert "Page 1 of 1 · 3 jobs" in errors
+    one_rule = page(client, url + "?rule=stress_2cpu")
+    assert "Page 1 of 1 · 4 jobs" in one_rule
+    by_duration = page(client, url + "?sort=duration&dir=desc")
+    keys = re.findall(r'<td class="mono"><a href="[^"]+/job/(\d+)">', by_duration)
+    assert len(keys) == 15 and keys[-1] in {"6", "7", "8", "14", "15"}
+    assert page(client, url + "?sort=nonsense&page=-4&status=Bogus").count("/job/") >= 15
+
+
+def test_job_page_shows_everything_known(client, filled):
+    html = page(client, f"/workflow/{filled['nextflow_multi']}/job/6")
+    assert "<title>Error · stress_and_fail #6" in html
+    assert "exit code 1" in html and "stress -c 1 -t 1" in html
+    assert "IGNORE" in html and "nextflow/stress" in html
+    assert "/home/salenda/Programs/nextflow/nf-work/1d/3d21ac9f11edbca56e0e01b9dd0932" in html
+    snakemake = page(client, f"/workflow/{filled['snakemake_done']}/job/3")
+    assert "data/A.txt" in snakemake and "logs/make_sample/A.log" in snakemake
+    assert "sample=A" in snakemake and "Missing output files" in snakemake
+
+
+def test_unknown_run_and_job_answer_an_html_404(client, filled):
+    assert "no run with id nope" in page(client, "/workflow/nope", 404)
+    assert "has no job 999" in page(client, f"/workflow/{filled['snakemake_done']}/job/999", 404)
+    assert "no run" in page(client, "/workflow/nope/delete", 404)
+
+
+def test_text_from_clients_is_escaped_everywhere(client, filled):
+    for url in (
+        "/",
+        f"/workflow/{filled['hostile']}",
+        f"/workflow/{filled['hostile']}/job/{filled['hostile_job']}",
+        f"/workflow/{filled['hostile']}/delete",
+    ):
+        html = page(client, url)
+        assert HOSTILE_NAME not in html and "<script>alert" not in html, url
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html or "&lt;script&gt;" in html, url
+        tags = inventory(html).tags
+        assert not [a for t, a in tags if t == "img" and a.get("src") == "x"], url
+    run_page = page(client, f"/workflow/{filled['hostile']}")
+    assert "<title>Running · &lt;script&gt;alert(&#39;run&#39;)&lt;/script&gt; &amp; co" in run_page
+
+
+@pytest.mark.parametrize("role", ["", "snakemake_failed", "nextflow_multi", "hostile"])
+def test_pages_have_no_inline_script_style_or_external_asset(client, filled, role):
+    url = f"/workflow/{filled[role]}" if role else "/"
+    response = client.get(url)
+    csp = response.headers["Content-Security-Policy"]
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "frame-ancestors 'none'",
+    ):
+        assert directive in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    found = inventory(response.get_data(as_text=True))
+    assert found.script_text.strip() == ""
+    for tag, attrs in found.tags:
+        assert "style" not in attrs, tag
+        assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
+        for name in ("src", "href"):
+            value = attrs.get(name) or ""
+            assert not value.startswith(("http:", "https:", "//")), (tag, value)
+    scripts = [attrs["src"] for tag, attrs in found.tags if tag == "script"]
+    assert scripts == ["/static/panoptes.js"]
+
+
+def test_static_assets_are_served_by_the_hub(client):
+    for name, kind in [
+        ("panoptes.css", "text/css"),
+        ("panoptes.js", "javascript"),
+        ("favicon.svg", "svg"),
+    ]:
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200 and kind in response.content_type
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        body = response.get_data(as_text=True)
+        assert not re.search(r"""(src|href|url)\(?=?["']?https?://""", body), name
+        response.close()
+
+
+def test_docs_page_keeps_the_csp(client):
+    response = client.get("/docs")
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_a_live_run_shows_its_running_jobs(client):
+    send = flask_sender(client)
+    run = create_snakemake(send, "live-one")
+    send_event(
+        send, run, {"level": "job_info", "jobid": 1, "name": "align", "wildcards": {"s": "1"}}
+    )
+    send_event(send, run, {"level": "progress", "done": 0, "total": 4})
+    html = page(client, f"/workflow/{run}")
+    assert "<title>Running · live-one · panoptes</title>" in html
+    assert "running for" in html and '<span class="badge s-running">Running</span>' in html
+    assert 'class="job s-running"' in html  # the running job's bar reaches "now"
+    assert "Mark cancelled" in html
