@@ -41,6 +41,8 @@ def _app_from_cli() -> Flask:
     overrides: dict[str, Any] = {}
     if params.get("db"):
         overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
+    if params.get("threads") and not os.environ.get("PANOPTES_LIVE_MAX_STREAMS"):
+        overrides["LIVE_MAX_STREAMS"] = max(1, params["threads"] // 2)
     if not os.environ.get("PANOPTES_SECRET_KEY"):
         # One key per start, shared by the workers forked from here: sessions end with the hub.
         overrides["SECRET_KEY"] = secrets.token_hex(32)
@@ -95,3 +97,43 @@ def main(
     prepare_metrics_dir()  # before the app imports prometheus_client
 
     serve(_app_from_cli(), host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command("send-spool")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--address", required=True, help="URL of the hub, e.g. http://127.0.0.1:5000.")
+@click.option(
+    "--token", envvar="SNAKEMAKE_LOGGER_PANOPTES_TOKEN", help="Access token, if the hub needs one."
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds per HTTP request.",
+)
+def send_spool_command(
+    paths: tuple[str, ...], address: str, token: str | None, timeout: float
+) -> None:
+    """Send events our Snakemake plugin could not deliver (its .snakemake/panoptes/*.jsonl).
+
+    Each file is deleted once the hub has everything; re-sending is safe (events carry ids).
+    """
+    try:
+        from snakemake_logger_plugin_panoptes.client import HubError
+        from snakemake_logger_plugin_panoptes.spool import SpoolBusy, send_spool
+    except ImportError:
+        raise click.ClickException(
+            "send-spool needs the Snakemake plugin: python -m pip install ./snakemake_logger_plugin"
+        ) from None
+    failed = 0
+    for path in paths:
+        try:
+            sent = send_spool(path, address, token=token, timeout=timeout)
+        except (HubError, SpoolBusy, FileNotFoundError, ValueError) as error:
+            failed += 1
+            click.echo(f"{path}: not sent: {error}", err=True)
+        else:
+            click.echo(f"{path}: {sent} event(s) delivered.")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(paths)} spool file(s) were not sent")

@@ -29,6 +29,12 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN": None,
     # How long a process trusts its list of valid tokens (a revoke takes effect within this).
     "TOKEN_CACHE_SECONDS": 5.0,
+    # Live pages: how often a stream polls the database, how long one stream lasts before the
+    # browser reconnects, and how many streams may hold a thread per worker (default: half of
+    # PANOPTES_THREADS, so ingestion always keeps threads).
+    "LIVE_POLL_SECONDS": 0.5,
+    "LIVE_STREAM_SECONDS": 300.0,
+    "LIVE_MAX_STREAMS": 0,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -43,6 +49,9 @@ SETTINGS_HELP: dict[str, str] = {
     "`panoptes db upgrade`)",
     "TOKEN": "a static access token; with it (or any created token) every client needs one",
     "TOKEN_CACHE_SECONDS": "seconds a process trusts its list of valid tokens (default 5)",
+    "LIVE_POLL_SECONDS": "how often a live page's stream checks the database (default 0.5)",
+    "LIVE_STREAM_SECONDS": "how long one live stream lasts before the browser reconnects",
+    "LIVE_MAX_STREAMS": "live streams per worker holding a thread (0: half of the threads)",
 }
 
 
@@ -102,6 +111,9 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE", str(config.get("PUBLIC_URL") or "").startswith("https://")
     )
     config.setdefault("PERMANENT_SESSION_LIFETIME", 7 * 24 * 3600)
+    if not config["LIVE_MAX_STREAMS"]:
+        threads = _parse_setting("THREADS", os.environ.get("PANOPTES_THREADS", "16"), 16)
+        config["LIVE_MAX_STREAMS"] = max(1, threads // 2)
     return config
 
 

@@ -35,3 +35,21 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_worker_init(worker: Any) -> None:
+    """End open live streams as soon as the worker is asked to stop (SIGTERM, SIGQUIT), so a
+    graceful shutdown does not wait for them."""
+    import signal
+
+    from panoptes.live import SHUTTING_DOWN
+
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(received: int, frame: Any, previous: Any = previous) -> None:
+            SHUTTING_DOWN.set()
+            if callable(previous):
+                previous(received, frame)
+
+        signal.signal(signum, handler)

@@ -52,5 +52,6 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "errorlog": gunicorn_conf.errorlog,
         "child_exit": gunicorn_conf.child_exit,
         "control_socket_disable": gunicorn_conf.control_socket_disable,
+        "post_worker_init": gunicorn_conf.post_worker_init,
     }
     _Hub(app, options).run()

@@ -189,7 +189,8 @@ def _job_error(msg: dict[str, Any], at: datetime) -> list[Event]:
     fields: dict[str, Any] = {
         "name": coerce.text(msg.get("name") or msg.get("rule_name"), limit=255),
         "completed_at": at,
-        "error_message": coerce.text(msg.get("msg")),
+        # Our plugin sends the job's own error text as "error"; others only a headline as "msg".
+        "error_message": coerce.text(msg.get("error") or msg.get("msg")),
         "inputs": coerce.str_list(msg.get("input")),
         "outputs": coerce.str_list(msg.get("output")),
         "log": coerce.str_list(msg.get("log")),
