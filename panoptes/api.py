@@ -7,32 +7,19 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
 
-from . import serializers, store
+from . import queries, serializers, store
 from .config import stale_after
 from .errors import ApiError
 from .extensions import db
 from .ingest.body import json_object
-from .models import Job, Workflow, utcnow
+from .models import Job, Workflow
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# Columns a list of runs never shows; loading them for 1,000 runs would cost megabytes.
-_HEAVY_WORKFLOW_COLUMNS = (
-    Workflow.params,
-    Workflow.config,
-    Workflow.dag,
-    Workflow.stats,
-    Workflow.metrics,
-    Workflow.progress_detail,
-    Workflow.error_report,
-    Workflow.extra,
-)
-
 
 MAX_OFFSET = 2**31 - 1
 
@@ -98,31 +85,6 @@ def _workflow_or_404(workflow_id: str) -> Workflow:
     return workflow
 
 
-def _status_filter(statuses: list[WorkflowStatus]) -> Any:
-    """SQL for the statuses as read: Stale is a Running row past the cut-off."""
-    stale = _stale()
-    cutoff = utcnow() - stale if stale is not None else None
-    clauses = []
-    for status in statuses:
-        if status is WorkflowStatus.STALE:
-            if cutoff is not None:
-                clauses.append(
-                    and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at < cutoff)
-                )
-        elif status is WorkflowStatus.RUNNING and cutoff is not None:
-            clauses.append(
-                and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at >= cutoff)
-            )
-        else:
-            clauses.append(Workflow.status == status.value)
-    return or_(*clauses) if clauses else Workflow.pk.is_(None)
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
-
-
 def _count(query: Select[Any]) -> int:
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
@@ -135,12 +97,14 @@ def list_workflows() -> Response:
     if params.engine:
         query = query.where(Workflow.engine.in_([e.value for e in params.engine]))
     if params.status:
-        query = query.where(_status_filter(params.status))
+        query = query.where(queries.status_filter(params.status, _stale()))
     if params.q:
-        query = query.where(func.lower(Workflow.name).like(_like_pattern(params.q), escape="\\"))
+        query = query.where(
+            func.lower(Workflow.name).like(queries.like_pattern(params.q), escape="\\")
+        )
     total = _count(query)
     rows = db.session.scalars(
-        query.options(*(defer(column) for column in _HEAVY_WORKFLOW_COLUMNS))
+        query.options(*(defer(column) for column in queries.HEAVY_WORKFLOW_COLUMNS))
         .order_by(Workflow.created_at.desc(), Workflow.pk.desc())
         .limit(params.limit)
         .offset(params.offset)

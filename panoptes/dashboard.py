@@ -19,8 +19,7 @@ from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, sel
 from sqlalchemy.orm import defer, load_only
 from sqlalchemy.sql import ColumnElement
 
-from . import charts, serializers
-from .api import _HEAVY_WORKFLOW_COLUMNS, _like_pattern, _status_filter
+from . import charts, queries, serializers
 from .extensions import db
 from .models import Job, Workflow, utcnow
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
@@ -69,20 +68,22 @@ class RunPage:
     pages: int
 
 
-def _run_conditions(run_filter: RunFilter, with_status: bool) -> list[Any]:
+def _run_conditions(run_filter: RunFilter, stale: timedelta | None, with_status: bool) -> list[Any]:
     conditions: list[Any] = []
     if run_filter.engine:
         conditions.append(Workflow.engine == run_filter.engine)
     if run_filter.q:
-        conditions.append(func.lower(Workflow.name).like(_like_pattern(run_filter.q), escape="\\"))
+        conditions.append(
+            func.lower(Workflow.name).like(queries.like_pattern(run_filter.q), escape="\\")
+        )
     if with_status and run_filter.status:
-        conditions.append(_status_filter([WorkflowStatus(run_filter.status)]))
+        conditions.append(queries.status_filter([WorkflowStatus(run_filter.status)], stale))
     return conditions
 
 
 def list_runs(run_filter: RunFilter, stale: timedelta | None) -> RunPage:
     """One page of runs, newest first by default (offset pagination on an indexed order)."""
-    conditions = _run_conditions(run_filter, with_status=True)
+    conditions = _run_conditions(run_filter, stale, with_status=True)
     total = db.session.scalar(select(func.count()).select_from(Workflow).where(*conditions)) or 0
     pages = max(1, math.ceil(total / RUNS_PER_PAGE))
     page = min(max(run_filter.page, 1), pages)
@@ -91,7 +92,7 @@ def list_runs(run_filter: RunFilter, stale: timedelta | None) -> RunPage:
     rows = db.session.scalars(
         select(Workflow)
         .where(*conditions)
-        .options(*(defer(column) for column in _HEAVY_WORKFLOW_COLUMNS))
+        .options(*(defer(column) for column in queries.HEAVY_WORKFLOW_COLUMNS))
         .order_by(*order)
         .limit(RUNS_PER_PAGE)
         .offset((page - 1) * RUNS_PER_PAGE)
@@ -101,32 +102,15 @@ def list_runs(run_filter: RunFilter, stale: timedelta | None) -> RunPage:
 
 def summary(workflow: Workflow, stale: timedelta | None) -> serializers.WorkflowSummary:
     """The API's summary of a run (status as read, job counts), as a typed object."""
-    return serializers.WorkflowSummary(**serializers._summary_fields(workflow, stale))
+    return serializers.WorkflowSummary(**serializers.summary_fields(workflow, stale))
 
 
 def status_counts(run_filter: RunFilter, stale: timedelta | None) -> dict[str, int]:
     """Runs by status as read (Stale split from Running), under the search and engine filters."""
-    conditions = _run_conditions(run_filter, with_status=False)
     counts: dict[str, int] = {status.value: 0 for status in WorkflowStatus}
-    for status, count in db.session.execute(
-        select(Workflow.status, func.count()).where(*conditions).group_by(Workflow.status)
-    ):
+    conditions = _run_conditions(run_filter, stale, with_status=False)
+    for (_engine, status), count in queries.runs_by_status(stale, *conditions).items():
         counts[status] = counts.get(status, 0) + count
-    if stale is not None and counts[WorkflowStatus.RUNNING]:
-        silent = (
-            db.session.scalar(
-                select(func.count())
-                .select_from(Workflow)
-                .where(
-                    *conditions,
-                    Workflow.status == WorkflowStatus.RUNNING,
-                    Workflow.updated_at < utcnow() - stale,
-                )
-            )
-            or 0
-        )
-        counts[WorkflowStatus.RUNNING] -= silent
-        counts[WorkflowStatus.STALE] += silent
     return counts
 
 

@@ -24,6 +24,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from .config import stale_after
+
 EVENTS_INGESTED = Counter(
     "panoptes_events_ingested_total",
     "Raw events committed to the database",
@@ -56,7 +58,9 @@ class _RunsByStatus(Collector):
             "panoptes_runs", "Runs by engine and status", labels=["engine", "status"]
         )
         with self.app.app_context():
-            for (engine, status), count in queries.runs_by_status(self.app.config).items():
+            for (engine, status), count in queries.runs_by_status(
+                stale_after(self.app.config)
+            ).items():
                 family.add_metric([engine, status], count)
         yield family
 

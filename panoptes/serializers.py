@@ -133,7 +133,7 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
-def _summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
+def summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
     rows_done = workflow.n_done + workflow.n_cached
     rows = (
         workflow.n_pending
@@ -176,13 +176,13 @@ def _summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[s
 
 def workflow_summary(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
     """A run as listed by ``GET /api/workflows``."""
-    return WorkflowSummary(**_summary_fields(workflow, stale_after)).model_dump(mode="json")
+    return WorkflowSummary(**summary_fields(workflow, stale_after)).model_dump(mode="json")
 
 
 def workflow_detail(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
     """A run with its large fields (params, config, DAG, stats, metrics)."""
     return WorkflowDetail(
-        **_summary_fields(workflow, stale_after),
+        **summary_fields(workflow, stale_after),
         params=workflow.params,
         config=workflow.config,
         error_report=workflow.error_report,
