@@ -98,10 +98,16 @@ def test_open_streams_do_not_starve_ingestion(small_hub):
         assert answer.status_code == 200 and elapsed < 1
 
 
-def test_streams_hear_changes_written_by_any_worker_or_hub(tmp_path):
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def test_streams_hear_changes_written_by_any_worker_or_hub(tmp_path, request, backend):
     """Two hub processes of two workers each on one database: an in-memory feed would miss
     events handled elsewhere; the database-fed stream sees them all."""
-    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    if backend == "postgresql":
+        database = request.getfixturevalue("postgres_url")
+    else:
+        database = f"sqlite:///{tmp_path / 'shared.db'}"
     first = LiveHub(database, tmp_path / "a.log", extra_args=["--workers", "2"]).start()
     try:
         second = LiveHub(database, tmp_path / "b.log", extra_args=["--workers", "2"]).start()
