@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
@@ -59,8 +59,16 @@ def error_response(
     return response
 
 
+def _refuse_nul_bytes() -> None:
+    """No id, name or search term contains NUL, and PostgreSQL cannot even compare with one:
+    refuse it in the path or the query string before any view looks it up."""
+    if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+        raise ApiError(400, "The URL contains a NUL character.")
+
+
 def register(app: Flask) -> None:
     """App-level handlers: blueprint handlers would miss routing errors such as 404 and 405."""
+    app.before_request(_refuse_nul_bytes)
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:

@@ -53,11 +53,17 @@ def _path_param(
         "in": "path",
         "required": True,
         "description": description,
-        "schema": schema or {"type": "string"},
+        "schema": schema or {"type": "string", "pattern": NO_NUL},
     }
 
 
+# No text the hub takes may contain NUL (it answers 400 to one in the URL).
+NO_NUL = "^[^\\u0000]*$"
+
+
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "string" and "pattern" not in schema:
+        schema = {**schema, "pattern": NO_NUL}
     return {
         "name": name,
         "in": "query",

@@ -15,15 +15,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import auth, config, metrics
+from . import auth, config, database, metrics
 from .extensions import db
 from .models import ApiToken, Job, RawEvent, Workflow, utcnow
 from .normalize import rules, snakemake, tower
@@ -59,6 +69,79 @@ _COUNTER = {
 }
 # Set once per attempt: a later duplicate must not move the start of a job.
 _SET_ONCE = frozenset({"submitted_at", "started_at"})
+# Ingestion works on rows with Core statements, not ORM objects: one event is a handful of
+# statements, and the ORM's unit of work cost ten times the SQL itself (bench/PROFILES.md).
+_WORKFLOWS = cast(Table, Workflow.__table__)
+_JOBS = cast(Table, Job.__table__)
+_RAW_EVENTS = cast(Table, RawEvent.__table__)
+_NEW_JOB = {column.key: None for column in _JOBS.columns if column.key != "pk"}
+# Statements of the hot path, built once: building a statement per event (and its cache key)
+# cost more than executing it.
+_SELECT_LOCKED = (
+    select(_WORKFLOWS).where(_WORKFLOWS.c.id == bindparam("workflow_id")).with_for_update()
+)
+_SELECT_JOBS = select(_JOBS).where(
+    _JOBS.c.workflow_pk == bindparam("workflow_pk"),
+    _JOBS.c.job_key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_RAW = insert(_RAW_EVENTS)
+_INSERT_JOB = insert(_JOBS)
+# Only the columns given with each execution are SET.
+_UPDATE_WORKFLOW = update(_WORKFLOWS).where(_WORKFLOWS.c.pk == bindparam("row_pk"))
+_UPDATE_JOB = update(_JOBS).where(_JOBS.c.pk == bindparam("row_pk"))
+
+
+class Row(dict[str, Any]):
+    """A row being changed: a dict of its columns, readable and writable as attributes."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One run's changes within a transaction: its locked row, the jobs read or created, and
+    their values as read, so that only what changed is written back."""
+
+    connection: Connection
+    workflow: Row
+    workflow_as_read: dict[str, Any]
+    jobs: dict[str, Row]
+    jobs_as_read: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, connection: Connection, workflow: Row) -> _Unit:
+        return cls(connection, workflow, dict(workflow), {}, {})
+
+    def flush(self) -> None:
+        """Write back what changed: the run's changed columns, new jobs, changed jobs."""
+        changed = {
+            k: v for k, v in self.workflow.items() if self.workflow_as_read.get(k, _UNSET) != v
+        }
+        if changed:
+            self.connection.execute(_UPDATE_WORKFLOW, {**changed, "row_pk": self.workflow["pk"]})
+        new_jobs = [dict(job) for key, job in self.jobs.items() if key not in self.jobs_as_read]
+        if new_jobs:
+            self.connection.execute(_INSERT_JOB, new_jobs)
+        for key, as_read in self.jobs_as_read.items():
+            job = self.jobs[key]
+            changed = {k: v for k, v in job.items() if as_read.get(k, _UNSET) != v}
+            if changed:
+                self.connection.execute(_UPDATE_JOB, {**changed, "row_pk": job["pk"]})
+        self.workflow_as_read = dict(self.workflow)
+        self.jobs.clear()  # new rows have no pk yet: read them again if needed
+        self.jobs_as_read.clear()
+
+
+_UNSET = object()
 
 
 class EngineMismatch(Exception):
@@ -67,7 +150,7 @@ class EngineMismatch(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    workflow: Workflow
+    workflow_id: str
     accepted: int
     duplicates: int
 
@@ -87,23 +170,25 @@ def is_valid_workflow_id(value: str) -> bool:
 def write_transaction() -> Iterator[Session]:
     """A write transaction that commits on success and rolls back on any error.
 
-    On SQLite it starts with BEGIN IMMEDIATE (see ``database.py``): taking the write lock up
-    front is what keeps concurrent workers from failing with "database is locked".
+    On SQLite, writers first queue for their turn (``database.writer_turn``), then start with
+    BEGIN IMMEDIATE (see ``database.py``): taking the write lock up front is what keeps
+    concurrent workers from failing with "database is locked".
     """
     session = db.session()
     if session.in_transaction():
         session.rollback()  # only reads can be pending: every write goes through here
-    session.connection(execution_options={"panoptes_write": True})
     recorded: list[tuple[str, str]] = []
-    session.info["panoptes_recorded"] = recorded
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.info.pop("panoptes_recorded", None)
+    with database.writer_turn(db.engine):
+        session.connection(execution_options={"panoptes_write": True})
+        session.info["panoptes_recorded"] = recorded
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.info.pop("panoptes_recorded", None)
     metrics.count_ingested(recorded)
 
 
@@ -117,16 +202,21 @@ def snakemake_create(
     received_at = received_at or utcnow()
     requested = (query.get("workflow_id") or query.get("name") or "").strip()[:255]
     with write_transaction() as session:
+        connection = session.connection()
         workflow_id = new_workflow_id()
         if requested:
-            previous = session.scalars(
-                select(Workflow)
-                .where(Workflow.name == requested, Workflow.engine == Engine.SNAKEMAKE)
-                .order_by(Workflow.pk.desc())
-                .limit(1)
-            ).first()
-            if previous is not None and not _is_live(previous, received_at):
-                workflow_id = previous.id  # panoptes resets and reuses a finished run's row
+            previous = (
+                connection.execute(
+                    select(_WORKFLOWS)
+                    .where(_WORKFLOWS.c.name == requested, _WORKFLOWS.c.engine == Engine.SNAKEMAKE)
+                    .order_by(_WORKFLOWS.c.pk.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if previous is not None and not _is_live(Row(previous), received_at):
+                workflow_id = previous["id"]  # panoptes resets and reuses a finished run's row
         raw = _record(
             session,
             Engine.SNAKEMAKE,
@@ -135,14 +225,15 @@ def snakemake_create(
             {"query": dict(query), "body": json_safe(body)},
             received_at,
         )
-        return _applied(session, raw)
+        return _as_model(_applied(connection, raw))
 
 
 def snakemake_update(
     workflow_id: str, envelope: Mapping[str, Any], received_at: datetime | None = None
-) -> Workflow:
+) -> None:
     """One ``/update_workflow_status`` envelope (``msg`` already checked to decode)."""
     with write_transaction() as session:
+        connection = session.connection()
         raw = _record(
             session,
             Engine.SNAKEMAKE,
@@ -151,7 +242,7 @@ def snakemake_update(
             json_safe(dict(envelope)),
             received_at or utcnow(),
         )
-        return _applied(session, raw)
+        _applied(connection, raw)
 
 
 def snakemake_batch(
@@ -160,14 +251,18 @@ def snakemake_batch(
     """Our plugin's batch: all events in one transaction, re-sent event ids skipped."""
     received_at = received_at or utcnow()
     with write_transaction() as session:
-        workflow = _lock_workflow(session, workflow_id, Engine.SNAKEMAKE, received_at)
+        connection = session.connection()
+        unit = _Unit.of(
+            connection, _lock_workflow(connection, workflow_id, Engine.SNAKEMAKE, received_at)
+        )
         keys = [str(e["event_id"]) for e in events if e.get("event_id") is not None]
         seen = set()
         if keys:
             seen = set(
-                session.scalars(
-                    select(RawEvent.dedupe_key).where(
-                        RawEvent.workflow_id == workflow_id, RawEvent.dedupe_key.in_(keys)
+                connection.scalars(
+                    select(_RAW_EVENTS.c.dedupe_key).where(
+                        _RAW_EVENTS.c.workflow_id == workflow_id,
+                        _RAW_EVENTS.c.dedupe_key.in_(keys),
                     )
                 )
             )
@@ -182,8 +277,8 @@ def snakemake_batch(
         if fresh:
             # One multi-row INSERT for the raw events and one pass over the parsed events with
             # one job query: the same effect as applying them one by one (what reindex does).
-            session.execute(
-                insert(RawEvent),
+            connection.execute(
+                insert(_RAW_EVENTS),
                 [
                     {
                         "engine": Engine.SNAKEMAKE.value,
@@ -200,13 +295,14 @@ def snakemake_batch(
                 [(Engine.SNAKEMAKE.value, "event")] * len(fresh)
             )
             parsed = [e for _, body in fresh for e in snakemake.parse_message(body, received_at)]
-            _apply_events(session, workflow, Engine.SNAKEMAKE, parsed, received_at)
-        accepted = len(fresh)
-        return BatchResult(workflow, accepted, len(events) - accepted)
+            _apply_events(unit, Engine.SNAKEMAKE, parsed, received_at)
+        unit.flush()
+        return BatchResult(workflow_id, len(fresh), len(events) - len(fresh))
 
 
-def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -> Workflow:
-    """``POST /trace/create``: a new run, or the one Platform launched (``workflowId``)."""
+def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -> str:
+    """``POST /trace/create``: a new run, or the one Platform launched (``workflowId``);
+    its id."""
     requested = body.get("workflowId")
     workflow_id = (
         requested
@@ -218,9 +314,11 @@ def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -
 
 def tower_event(
     kind: str, workflow_id: str, body: Mapping[str, Any], received_at: datetime | None = None
-) -> Workflow:
-    """Any trace call; an id the hub does not know creates the run (after a database reset)."""
+) -> str:
+    """Any trace call; an id the hub does not know creates the run (after a database reset).
+    Returns the run's id."""
     with write_transaction() as session:
+        connection = session.connection()
         raw = _record(
             session,
             Engine.NEXTFLOW,
@@ -229,7 +327,7 @@ def tower_event(
             json_safe(dict(body)),
             received_at or utcnow(),
         )
-        return _applied(session, raw)
+        return str(_applied(connection, raw).id)
 
 
 def rename(workflow_id: str, name: str) -> Workflow | None:
@@ -245,12 +343,13 @@ def cancel(workflow_id: str) -> Workflow | None:
 def delete_workflow(workflow_id: str) -> bool:
     """Delete a run with its jobs and raw events (so a reindex does not bring it back)."""
     with write_transaction() as session:
-        workflow = _find_locked(session, workflow_id)
+        connection = session.connection()
+        workflow = _find_locked(connection, workflow_id)
         if workflow is None:
             return False
-        session.execute(delete(Job).where(Job.workflow_pk == workflow.pk))
-        session.execute(delete(RawEvent).where(RawEvent.workflow_id == workflow_id))
-        session.delete(workflow)
+        connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
+        connection.execute(delete(_RAW_EVENTS).where(_RAW_EVENTS.c.workflow_id == workflow_id))
+        connection.execute(delete(_WORKFLOWS).where(_WORKFLOWS.c.pk == workflow.pk))
         return True
 
 
@@ -329,28 +428,34 @@ def reindex(page_size: int = 1000) -> int:
     """Rebuild workflows and jobs from the raw events; the number of events replayed."""
     replayed = 0
     with write_transaction() as session:
-        session.execute(delete(Job))
-        session.execute(delete(Workflow))
+        connection = session.connection()
+        connection.execute(delete(_JOBS))
+        connection.execute(delete(_WORKFLOWS))
         last_pk = 0
         while True:
-            page = session.scalars(
-                select(RawEvent).where(RawEvent.pk > last_pk).order_by(RawEvent.pk).limit(page_size)
-            ).all()
+            page = (
+                connection.execute(
+                    select(_RAW_EVENTS)
+                    .where(_RAW_EVENTS.c.pk > last_pk)
+                    .order_by(_RAW_EVENTS.c.pk)
+                    .limit(page_size)
+                )
+                .mappings()
+                .all()
+            )
             if not page:
                 break
             for raw in page:
-                _apply(session, raw)
-            last_pk = page[-1].pk
+                _apply(connection, Row(raw))
+            last_pk = page[-1]["pk"]
             replayed += len(page)
-            session.flush()
-            session.expunge_all()
     return replayed
 
 
 # -- internals --------------------------------------------------------------------------------
 
 
-def _is_live(workflow: Workflow, at: datetime) -> bool:
+def _is_live(workflow: Row, at: datetime) -> bool:
     """Running and not yet stale at ``at`` (a decision taken at event time, so replays agree)."""
     if workflow.status != WorkflowStatus.RUNNING:
         return False
@@ -358,54 +463,52 @@ def _is_live(workflow: Workflow, at: datetime) -> bool:
     return stale_after is None or workflow.updated_at >= at - stale_after
 
 
+def _as_model(row: Row) -> Workflow:
+    """A detached model of a run, for the serializers."""
+    return Workflow(**row)
+
+
 def _record(
     session: Session,
     engine: str,
     kind: str,
-    workflow_id: str | None,
+    workflow_id: str,
     body: Any,
     received_at: datetime,
-    dedupe_key: str | None = None,
-) -> RawEvent:
-    raw = RawEvent(
-        engine=str(engine),
-        kind=kind,
-        workflow_id=workflow_id,
-        received_at=received_at,
-        body=body,
-        dedupe_key=dedupe_key,
+) -> Row:
+    raw = Row(
+        engine=str(engine), kind=kind, workflow_id=workflow_id, received_at=received_at, body=body
     )
-    session.add(raw)
-    session.info.get("panoptes_recorded", []).append((raw.engine, kind))
+    session.connection().execute(_INSERT_RAW, raw)
+    session.info["panoptes_recorded"].append((raw.engine, kind))
     return raw
 
 
 def _hub_action(kind: str, workflow_id: str, body: dict[str, Any]) -> Workflow | None:
     with write_transaction() as session:
-        workflow = _find_locked(session, workflow_id)
-        if workflow is None:
+        connection = session.connection()
+        if _find_locked(connection, workflow_id) is None:
             return None
-        raw = _record(session, HUB, kind, workflow_id, body, utcnow())
-        return _apply(session, raw, workflow)
+        applied = _apply(connection, _record(session, HUB, kind, workflow_id, body, utcnow()))
+        return None if applied is None else _as_model(applied)
 
 
-def _find_locked(session: Session, workflow_id: str) -> Workflow | None:
+def _find_locked(connection: Connection, workflow_id: str) -> Row | None:
     """The workflow row, locked until the end of this transaction (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers)."""
-    return session.scalars(
-        select(Workflow).where(Workflow.id == workflow_id).with_for_update()
-    ).first()
+    row = connection.execute(_SELECT_LOCKED, {"workflow_id": workflow_id}).mappings().first()
+    return None if row is None else Row(row)
 
 
 def _lock_workflow(
-    session: Session, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
-) -> Workflow:
+    connection: Connection, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
+) -> Row:
     """The workflow row, locked for this transaction; created if unknown.
 
     Several clients may announce the same unknown run at once (a hub restarted on an empty
     database): the insert skips a row another transaction just created, then locks it.
     """
-    workflow = _find_locked(session, workflow_id)
+    workflow = _find_locked(connection, workflow_id)
     if workflow is None:
         values = {
             "id": workflow_id,
@@ -418,13 +521,11 @@ def _lock_workflow(
             "updated_at": at,
             **dict.fromkeys(_COUNTER.values(), 0),
         }
-        insert = (
-            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert_ = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        connection.execute(
+            insert_(_WORKFLOWS).values(values).on_conflict_do_nothing(index_elements=["id"])
         )
-        session.execute(
-            insert(Workflow).values(values).on_conflict_do_nothing(index_elements=["id"])
-        )
-        workflow = _find_locked(session, workflow_id)
+        workflow = _find_locked(connection, workflow_id)
         assert workflow is not None
     if workflow.engine != engine:
         raise EngineMismatch(
@@ -433,73 +534,85 @@ def _lock_workflow(
     return workflow
 
 
-def _zero_counters(workflow: Workflow) -> None:
-    for attribute in _COUNTER.values():
-        setattr(workflow, attribute, 0)
+def _apply(connection: Connection, raw: Row) -> Row | None:
+    """Apply one raw event and write its effect; the single code path of ingestion and reindex.
 
-
-def _apply(session: Session, raw: RawEvent, workflow: Workflow | None = None) -> Workflow | None:
-    """Apply one raw event; the single code path of ingestion and reindex."""
+    None only for a person's action on a run that is gone (never during ingestion).
+    """
     at = raw.received_at
-    assert raw.workflow_id is not None
-    if raw.engine == HUB:
-        workflow = workflow or _find_locked(session, raw.workflow_id)
-        if workflow is not None:
-            _apply_hub_action(workflow, raw.kind, raw.body or {}, at)
-        return workflow
-    engine = Engine(raw.engine)
+    workflow_id = raw.workflow_id
     body = raw.body if isinstance(raw.body, dict) else {}
-    if engine is Engine.SNAKEMAKE and raw.kind == "create":
-        return _apply_snakemake_create(session, raw.workflow_id, body, at)
-    workflow = workflow or _lock_workflow(session, raw.workflow_id, engine, at)
-    if engine is Engine.SNAKEMAKE:
-        message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
-        events = snakemake.parse_message(message, at)
+    if raw.engine == HUB:
+        found = _find_locked(connection, workflow_id)
+        if found is None:
+            return None
+        unit = _Unit.of(connection, found)
+        _apply_hub_action(unit.workflow, raw.kind, body, at)
     else:
-        events = tower.parse(raw.kind, body, at)
-    _apply_events(session, workflow, engine, events, at)
-    return workflow
+        engine = Engine(raw.engine)
+        if engine is Engine.SNAKEMAKE and raw.kind == "create":
+            unit = _apply_snakemake_create(connection, workflow_id, body, at)
+        else:
+            unit = _Unit.of(connection, _lock_workflow(connection, workflow_id, engine, at))
+            if engine is Engine.SNAKEMAKE:
+                message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
+                events = snakemake.parse_message(message, at)
+            else:
+                events = tower.parse(raw.kind, body, at)
+            _apply_events(unit, engine, events, at)
+    unit.flush()
+    return unit.workflow
 
 
-def _applied(session: Session, raw: RawEvent) -> Workflow:
+def _applied(connection: Connection, raw: Row) -> Row:
     """``_apply`` for engine events, which always leave a workflow behind."""
-    workflow = _apply(session, raw)
+    workflow = _apply(connection, raw)
     assert workflow is not None
     return workflow
 
 
 def _apply_snakemake_create(
-    session: Session, workflow_id: str, body: dict[str, Any], at: datetime
-) -> Workflow:
+    connection: Connection, workflow_id: str, body: dict[str, Any], at: datetime
+) -> _Unit:
     query: dict[str, Any] = body["query"] if isinstance(body.get("query"), dict) else {}
     request_body: dict[str, Any] = body["body"] if isinstance(body.get("body"), dict) else {}
     requested = str(query.get("workflow_id") or query.get("name") or "").strip()[:255]
-    workflow = _find_locked(session, workflow_id)
+    workflow = _find_locked(connection, workflow_id)
     if workflow is not None:
-        _reset(session, workflow, at)
+        unit = _Unit.of(connection, workflow)
+        _reset(unit, at)
     else:
         name = requested or workflow_id
         if requested:
-            clash = session.scalars(
-                select(Workflow).where(Workflow.name == requested).order_by(Workflow.pk.desc())
-            ).first()
-            if clash is not None and _is_live(clash, at):
+            clash = (
+                connection.execute(
+                    select(_WORKFLOWS.c.status, _WORKFLOWS.c.updated_at)
+                    .where(_WORKFLOWS.c.name == requested)
+                    .order_by(_WORKFLOWS.c.pk.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if clash is not None and _is_live(Row(clash), at):
                 # The live run keeps its name; the deterministic suffix makes replays agree.
                 digest = hashlib.sha1(workflow_id.encode()).hexdigest()[:8]
                 name = f"{requested}-{digest}"
-        workflow = _lock_workflow(session, workflow_id, Engine.SNAKEMAKE, at, name=name)
-        workflow.name_locked = bool(requested)
-    _apply_events(
-        session, workflow, Engine.SNAKEMAKE, [snakemake.create_info(request_body, at)], at
-    )
-    return workflow
+        unit = _Unit.of(
+            connection, _lock_workflow(connection, workflow_id, Engine.SNAKEMAKE, at, name=name)
+        )
+        unit.workflow.name_locked = bool(requested)
+    _apply_events(unit, Engine.SNAKEMAKE, [snakemake.create_info(request_body, at)], at)
+    return unit
 
 
-def _reset(session: Session, workflow: Workflow, at: datetime) -> None:
-    session.execute(delete(Job).where(Job.workflow_pk == workflow.pk))
-    session.expire(workflow, ["jobs"])
-    _zero_counters(workflow)
-    workflow.status = WorkflowStatus.RUNNING
+def _reset(unit: _Unit, at: datetime) -> None:
+    workflow = unit.workflow
+    unit.connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
+    unit.jobs.clear()
+    unit.jobs_as_read.clear()
+    workflow.update(dict.fromkeys(_COUNTER.values(), 0))
+    workflow.status = WorkflowStatus.RUNNING.value
     workflow.started_at = at
     for attribute in (
         "completed_at",
@@ -514,26 +627,25 @@ def _reset(session: Session, workflow: Workflow, at: datetime) -> None:
         "progress_detail",
         "last_job_key",
     ):
-        setattr(workflow, attribute, None)
+        workflow[attribute] = None
 
 
-def _apply_hub_action(workflow: Workflow, kind: str, body: dict[str, Any], at: datetime) -> None:
+def _apply_hub_action(workflow: Row, kind: str, body: dict[str, Any], at: datetime) -> None:
     if kind == "rename" and isinstance(body.get("name"), str):
         workflow.name = body["name"]
         workflow.name_locked = True
     elif kind == "cancel":
-        workflow.status = WorkflowStatus.CANCELLED
+        workflow.status = WorkflowStatus.CANCELLED.value
         workflow.completed_at = at
     workflow.updated_at = at
 
 
-def _apply_events(
-    session: Session, workflow: Workflow, engine: Engine, events: Sequence[Event], at: datetime
-) -> None:
-    jobs = _load_jobs(session, workflow, events)
+def _apply_events(unit: _Unit, engine: Engine, events: Sequence[Event], at: datetime) -> None:
+    workflow = unit.workflow
+    _load_jobs(unit, events)
     for event in events:
         if isinstance(event, JobUpdate):
-            _apply_job(session, workflow, engine, event, jobs, at)
+            _apply_job(unit, engine, event, at)
         elif isinstance(event, WorkflowInfo):
             _apply_info(workflow, event)
         elif isinstance(event, WorkflowProgress):
@@ -543,49 +655,53 @@ def _apply_events(
         elif isinstance(event, Reconcile):
             _apply_reconcile(workflow, event)
         elif isinstance(event, ShellCommand):
-            _apply_shell_command(session, workflow, event, jobs)
+            _apply_shell_command(unit, event)
         elif isinstance(event, Heartbeat):
             pass
     workflow.updated_at = at
 
 
-def _load_jobs(session: Session, workflow: Workflow, events: Sequence[Event]) -> dict[str, Job]:
-    """The jobs these events touch, in one indexed query."""
+def _read_jobs(unit: _Unit, keys: set[str]) -> None:
+    """Read these jobs of the run (those not yet in hand) in one indexed query."""
+    wanted = keys - unit.jobs.keys()
+    if not wanted:
+        return
+    rows = unit.connection.execute(
+        _SELECT_JOBS, {"workflow_pk": unit.workflow.pk, "keys": sorted(wanted)}
+    ).mappings()
+    for row in rows:
+        unit.jobs[row["job_key"]] = Row(row)
+        unit.jobs_as_read[row["job_key"]] = dict(row)
+
+
+def _load_jobs(unit: _Unit, events: Sequence[Event]) -> None:
+    """The jobs these events touch."""
     keys = {e.key for e in events if isinstance(e, JobUpdate)}
-    if any(isinstance(e, ShellCommand) for e in events) and workflow.last_job_key:
-        keys.add(workflow.last_job_key)
-    if not keys:
-        return {}
-    rows = session.scalars(select(Job).where(Job.workflow_pk == workflow.pk, Job.job_key.in_(keys)))
-    return {job.job_key: job for job in rows}
+    if unit.workflow.last_job_key and any(isinstance(e, ShellCommand) for e in events):
+        keys.add(unit.workflow.last_job_key)
+    _read_jobs(unit, keys)
 
 
-def _count(workflow: Workflow, status: str, delta: int) -> None:
+def _count(workflow: Row, status: str, delta: int) -> None:
     attribute = _COUNTER[JobStatus(status)]
-    setattr(workflow, attribute, (getattr(workflow, attribute) or 0) + delta)
+    workflow[attribute] = (workflow[attribute] or 0) + delta
 
 
-def _apply_job(
-    session: Session,
-    workflow: Workflow,
-    engine: Engine,
-    update: JobUpdate,
-    jobs: dict[str, Job],
-    at: datetime,
-) -> None:
-    job = jobs.get(update.key)
+def _apply_job(unit: _Unit, engine: Engine, update: JobUpdate, at: datetime) -> None:
+    workflow = unit.workflow
+    job = unit.jobs.get(update.key)
     if job is None:
         status = update.status or JobStatus.PENDING
-        job = Job(
+        job = Row(
+            _NEW_JOB,
             workflow_pk=workflow.pk,
             job_key=update.key,
-            status=status,
+            status=status.value,
             attempt=1,
             updated_at=at,
         )
         _set_fields(job, update.fields, overwrite=True, new_attempt=False)
-        session.add(job)
-        jobs[update.key] = job
+        unit.jobs[update.key] = job
         _count(workflow, status, +1)
     else:
         current = JobStatus(job.status)
@@ -596,11 +712,11 @@ def _apply_job(
         if new_attempt:
             job.attempt += 1
             for attribute in ("started_at", "completed_at", "exit_code", "error_message"):
-                setattr(job, attribute, None)
+                job[attribute] = None
         overwrite = rules.accepts_job_update(current, update.status, status)
         _set_fields(job, update.fields, overwrite=overwrite, new_attempt=new_attempt)
         if status is not current:
-            job.status = status
+            job.status = status.value
             _count(workflow, current, -1)
             _count(workflow, status, +1)
         job.updated_at = at
@@ -609,22 +725,22 @@ def _apply_job(
     if update.starts_attempt:
         workflow.status = rules.after_job_start(
             WorkflowStatus(workflow.status), workflow.completed_at is not None
-        )
+        ).value
 
 
-def _set_fields(job: Job, fields: Mapping[str, Any], overwrite: bool, new_attempt: bool) -> None:
+def _set_fields(job: Row, fields: Mapping[str, Any], overwrite: bool, new_attempt: bool) -> None:
     for name, value in fields.items():
-        current = getattr(job, name)
+        current = job[name]
         if name == "extra" and isinstance(value, dict):
             if overwrite or current is None:
                 job.extra = {**(current or {}), **value}
             continue
         if current is not None and (not overwrite or (name in _SET_ONCE and not new_attempt)):
             continue
-        setattr(job, name, value)
+        job[name] = value
 
 
-def _apply_info(workflow: Workflow, info: WorkflowInfo) -> None:
+def _apply_info(workflow: Row, info: WorkflowInfo) -> None:
     if info.name and not workflow.name_locked:
         workflow.name = info.name
     for attribute in (
@@ -643,12 +759,12 @@ def _apply_info(workflow: Workflow, info: WorkflowInfo) -> None:
     ):
         value = getattr(info, attribute)
         if value is not None:
-            setattr(workflow, attribute, value)
+            workflow[attribute] = value
     if info.extra:
         workflow.extra = {**(workflow.extra or {}), **info.extra}
 
 
-def _apply_progress(workflow: Workflow, progress: WorkflowProgress) -> None:
+def _apply_progress(workflow: Row, progress: WorkflowProgress) -> None:
     if progress.done is not None:
         workflow.progress_done = progress.done
     if progress.total is not None:
@@ -661,7 +777,7 @@ def _apply_progress(workflow: Workflow, progress: WorkflowProgress) -> None:
     after = rules.after_progress(before, workflow.progress_done, workflow.progress_total)
     if after is before:
         return
-    workflow.status = after
+    workflow.status = after.value
     if after is WorkflowStatus.DONE:
         workflow.completed_at = progress.at
         workflow.error_message = workflow.error_report = None
@@ -669,8 +785,8 @@ def _apply_progress(workflow: Workflow, progress: WorkflowProgress) -> None:
         workflow.completed_at = None
 
 
-def _apply_outcome(workflow: Workflow, outcome: WorkflowOutcome) -> None:
-    workflow.status = outcome.status
+def _apply_outcome(workflow: Row, outcome: WorkflowOutcome) -> None:
+    workflow.status = outcome.status.value
     if outcome.final:
         workflow.completed_at = outcome.completed_at or outcome.at
     if outcome.status is WorkflowStatus.DONE:
@@ -682,13 +798,13 @@ def _apply_outcome(workflow: Workflow, outcome: WorkflowOutcome) -> None:
     for attribute in ("exit_status", "stats", "metrics"):
         value = getattr(outcome, attribute)
         if value is not None:
-            setattr(workflow, attribute, value)
+            workflow[attribute] = value
 
 
-def _apply_reconcile(workflow: Workflow, event: Reconcile) -> None:
-    rows = sum(getattr(workflow, attribute) or 0 for attribute in _COUNTER.values())
+def _apply_reconcile(workflow: Row, event: Reconcile) -> None:
+    rows = sum(workflow[attribute] or 0 for attribute in _COUNTER.values())
     status = rules.after_success(WorkflowStatus(workflow.status), rows)
-    workflow.status = status
+    workflow.status = status.value
     workflow.completed_at = event.at
     if status is WorkflowStatus.DONE:
         workflow.progress_total = rows
@@ -696,15 +812,11 @@ def _apply_reconcile(workflow: Workflow, event: Reconcile) -> None:
         workflow.error_message = workflow.error_report = None
 
 
-def _apply_shell_command(
-    session: Session, workflow: Workflow, event: ShellCommand, jobs: dict[str, Job]
-) -> None:
-    if workflow.last_job_key is None:
+def _apply_shell_command(unit: _Unit, event: ShellCommand) -> None:
+    key = unit.workflow.last_job_key
+    if key is None:
         return
-    job = jobs.get(workflow.last_job_key)
-    if job is None:
-        job = session.scalars(
-            select(Job).where(Job.workflow_pk == workflow.pk, Job.job_key == workflow.last_job_key)
-        ).first()
+    _read_jobs(unit, {key})
+    job = unit.jobs.get(key)
     if job is not None and job.command is None:
         job.command = event.command

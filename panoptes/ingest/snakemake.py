@@ -135,5 +135,5 @@ def snakemake_events() -> Response:
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return jsonify(
-        workflow_id=result.workflow.id, accepted=result.accepted, duplicates=result.duplicates
+        workflow_id=result.workflow_id, accepted=result.accepted, duplicates=result.duplicates
     )

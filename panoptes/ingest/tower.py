@@ -32,17 +32,16 @@ def _checked_id(workflow_id: str) -> str:
 def _event(kind: str, workflow_id: str) -> str:
     body = json_object(request)
     try:
-        workflow = store.tower_event(kind, _checked_id(workflow_id), body)
+        return store.tower_event(kind, _checked_id(workflow_id), body)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
-    return workflow.id
 
 
 @bp.post("/trace/create")
 def create() -> Response:
     """A new run; Nextflow needs ``workflowId`` back (and prints nothing else)."""
-    workflow = store.tower_create(json_object(request))
-    return jsonify(workflowId=workflow.id, watchUrl=_watch_url(workflow.id))
+    workflow_id = store.tower_create(json_object(request))
+    return jsonify(workflowId=workflow_id, watchUrl=_watch_url(workflow_id))
 
 
 @bp.put("/trace/<workflow_id>/begin")
