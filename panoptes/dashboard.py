@@ -33,8 +33,8 @@ TIMELINE_JOB_LIMIT = 1000
 TIMELINE_BINS = 120
 # Larger runs are summarised from an even sample (every k-th job) of about this many jobs:
 # resource quantiles, and the density timeline.
-RESOURCE_SAMPLE = 5000
-TIMELINE_SAMPLE = 20000
+RESOURCE_SAMPLE = 2000
+TIMELINE_SAMPLE = 2000
 UNNAMED = "(unnamed)"
 
 # -- runs ------------------------------------------------------------------------------------

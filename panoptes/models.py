@@ -167,6 +167,9 @@ class Job(Base):
         UniqueConstraint("workflow_pk", "job_key", name="uq_jobs_workflow_key"),
         Index("ix_jobs_workflow_status", "workflow_pk", "status"),
         Index("ix_jobs_workflow_name", "workflow_pk", "name"),
+        # The job table's default (arrival) order and the timeline's time range of big runs.
+        Index("ix_jobs_workflow_pk", "workflow_pk", "pk"),
+        Index("ix_jobs_workflow_started", "workflow_pk", "started_at"),
     )
 
 
