@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, text, update
 from sqlalchemy.engine import URL
 
 from panoptes import create_app
@@ -58,6 +59,17 @@ def load_json(relative: str) -> Any:
 def load_jsonl(relative: str) -> list[dict[str, Any]]:
     """A recorded capture: one JSON object per line."""
     return [json.loads(line) for line in (DATA / relative).read_text().splitlines() if line]
+
+
+def silence(app: Flask, workflow_id: str, for_: timedelta) -> None:
+    """Make a run look as if its last event arrived ``for_`` ago (to test Stale)."""
+    from panoptes.models import Workflow, utcnow
+
+    with app.app_context():
+        db.session.execute(
+            update(Workflow).where(Workflow.id == workflow_id).values(updated_at=utcnow() - for_)
+        )
+        db.session.commit()
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------

@@ -4,11 +4,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
 
-from panoptes.extensions import db
-from panoptes.models import Workflow, utcnow
-from tests.conftest import load_json
+from tests.conftest import load_json, silence
 
 
 def snakemake_run(client, name=None):
@@ -90,13 +87,7 @@ def test_bad_query_parameters_are_400(client, query):
 
 def test_stale_is_derived_on_read_and_revived_by_the_next_event(client, app):
     workflow_id = snakemake_run(client)
-    with app.app_context():
-        db.session.execute(
-            update(Workflow)
-            .where(Workflow.id == workflow_id)
-            .values(updated_at=utcnow() - timedelta(hours=49))
-        )
-        db.session.commit()
+    silence(app, workflow_id, timedelta(hours=49))
     assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["status"] == "Stale"
     assert client.get("/api/workflows?status=Stale").get_json()["count"] == 1
     assert client.get("/api/workflows?status=Running").get_json()["count"] == 0

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
 
 from panoptes import live
 from panoptes.extensions import db
-from panoptes.models import Workflow, utcnow
+from panoptes.models import utcnow
+from tests.conftest import silence
 from tests.replay import flask_sender
 
 from .conftest import csrf_token, page
@@ -210,11 +210,5 @@ def test_pages_name_their_stream_with_the_version_they_show(app, client):
 def test_stale_runs_change_version_on_their_own(app, client):
     run = create_snakemake(flask_sender(client), "quiet")
     before = version_of(app, run)
-    with app.app_context():
-        db.session.execute(
-            update(Workflow)
-            .where(Workflow.id == run)
-            .values(updated_at=utcnow() - timedelta(days=9))
-        )
-        db.session.commit()
+    silence(app, run, timedelta(days=9))
     assert version_of(app, run) != before and version_of(app, run).endswith("|Stale")

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import update
 
 from panoptes.extensions import db
-from panoptes.models import Workflow, utcnow
+from panoptes.models import Workflow
+from tests.conftest import silence
 from tests.replay import flask_sender
 
 from .conftest import page
@@ -107,13 +108,7 @@ def test_stale_runs_are_counted_and_filtered_as_read(client, app):
     send = flask_sender(client)
     silent = create_snakemake(send, "silent")
     create_snakemake(send, "busy")
-    with app.app_context():
-        db.session.execute(
-            update(Workflow)
-            .where(Workflow.id == silent)
-            .values(updated_at=utcnow() - timedelta(days=30))
-        )
-        db.session.commit()
+    silence(app, silent, timedelta(days=30))
     html = page(client, "/")
     assert re.search(r"Stale <b>1</b>", html) and re.search(r"Running <b>1</b>", html)
     assert run_names(page(client, "/?status=Stale")) == ["silent"]
