@@ -243,6 +243,12 @@ def _workflow_success(msg: dict[str, Any], at: datetime) -> list[Event]:
 
 def _workflow_started(msg: dict[str, Any], at: datetime) -> list[Event]:
     config = msg.get("config")
+    # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from.
+    extra = {
+        key: coerce.json_safe(msg[key])
+        for key in ("configfiles", "config_md5", "python_version", "platform")
+        if msg.get(key) not in (None, [], "")
+    }
     return [
         WorkflowInfo(
             at=at,
@@ -255,6 +261,7 @@ def _workflow_started(msg: dict[str, Any], at: datetime) -> list[Event]:
             project=coerce.text(msg.get("snakefile")),
             engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
             config=coerce.json_safe(config) if config is not None else None,
+            extra=extra or None,
         )
     ]
 
