@@ -120,9 +120,12 @@ def test_our_plugin_levels():
             "user": "ada",
             "config": {"a": 1},
             "snakemake_version": "9.27.1",
+            "configfiles": ["config.yaml"],
+            "config_md5": "abc",
         },
         NOW,
     )
+    assert info.extra == {"configfiles": ["config.yaml"], "config_md5": "abc"}
     assert (info.host, info.user, info.config, info.engine_version) == (
         "node1",
         "ada",
