@@ -63,12 +63,7 @@ def _parse(model: type[ModelT], data: Any) -> ModelT:
     try:
         parsed = model.model_validate(data)
     except ValidationError as error:
-        details = [
-            {"field": ".".join(str(p) for p in item["loc"]), "problem": item["msg"]}
-            for item in error.errors(include_url=False, include_input=False)
-        ]
-        summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
-        raise ApiError(400, f"Invalid request: {summary}", "invalid", details) from None
+        raise ApiError.from_validation(error) from None
     if isinstance(parsed, Page) and parsed.limit > current_app.config["API_MAX_LIMIT"]:
         raise ApiError(400, f"limit must be at most {current_app.config['API_MAX_LIMIT']}.")
     return parsed

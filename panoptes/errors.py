@@ -12,11 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
 class ApiError(Exception):
     """Raise from a view to answer with the error body."""
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> ApiError:
+        """A 400 naming every field pydantic refused and why."""
+        details = [
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
+        return cls(400, f"Invalid request: {summary}", "invalid", details)
 
     def __init__(
         self, status: int, message: str, code: str | None = None, details: Any = None

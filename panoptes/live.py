@@ -119,9 +119,7 @@ def version(
     ).first()
     if row is None:
         return None
-    status = serializers.effective_status(
-        Workflow(status=row.status, updated_at=row.updated_at), stale, now
-    )
+    status = serializers.effective_status(row, stale, now)
     return f"{_stamp(row.updated_at)}|{status}"
 
 

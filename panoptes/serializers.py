@@ -4,7 +4,7 @@ document, so what the API says it returns and what it returns cannot drift apart
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -114,8 +114,15 @@ class JobEnvelope(BaseModel):
     jobs: JobOut  # panoptes' key for this route: plural, one object
 
 
+class HasStatus(Protocol):
+    """A run as stored, or any row with its status and last update."""
+
+    status: str
+    updated_at: datetime
+
+
 def effective_status(
-    workflow: Workflow, stale_after: timedelta | None, now: datetime | None = None
+    workflow: HasStatus, stale_after: timedelta | None, now: datetime | None = None
 ) -> str:
     """The status as read: a Running run silent for too long is Stale (nothing is written)."""
     if (

@@ -205,18 +205,9 @@ def snakemake_create(
         connection = session.connection()
         workflow_id = new_workflow_id()
         if requested:
-            previous = (
-                connection.execute(
-                    select(_WORKFLOWS)
-                    .where(_WORKFLOWS.c.name == requested, _WORKFLOWS.c.engine == Engine.SNAKEMAKE)
-                    .order_by(_WORKFLOWS.c.pk.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            if previous is not None and not _is_live(Row(previous), received_at):
-                workflow_id = previous["id"]  # panoptes resets and reuses a finished run's row
+            previous = _newest_named(connection, requested, Engine.SNAKEMAKE)
+            if previous is not None and not _is_live(previous, received_at):
+                workflow_id = previous.id  # panoptes resets and reuses a finished run's row
         raw = _record(
             session,
             Engine.SNAKEMAKE,
@@ -463,6 +454,17 @@ def _is_live(workflow: Row, at: datetime) -> bool:
     return stale_after is None or workflow.updated_at >= at - stale_after
 
 
+def _newest_named(connection: Connection, name: str, engine: Engine | None = None) -> Row | None:
+    """The most recent run with this name (of this engine)."""
+    query = select(_WORKFLOWS.c.id, _WORKFLOWS.c.status, _WORKFLOWS.c.updated_at).where(
+        _WORKFLOWS.c.name == name
+    )
+    if engine is not None:
+        query = query.where(_WORKFLOWS.c.engine == engine.value)
+    row = connection.execute(query.order_by(_WORKFLOWS.c.pk.desc()).limit(1)).mappings().first()
+    return None if row is None else Row(row)
+
+
 def _as_model(row: Row) -> Workflow:
     """A detached model of a run, for the serializers."""
     return Workflow(**row)
@@ -584,17 +586,8 @@ def _apply_snakemake_create(
     else:
         name = requested or workflow_id
         if requested:
-            clash = (
-                connection.execute(
-                    select(_WORKFLOWS.c.status, _WORKFLOWS.c.updated_at)
-                    .where(_WORKFLOWS.c.name == requested)
-                    .order_by(_WORKFLOWS.c.pk.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            if clash is not None and _is_live(Row(clash), at):
+            clash = _newest_named(connection, requested)
+            if clash is not None and _is_live(clash, at):
                 # The live run keeps its name; the deterministic suffix makes replays agree.
                 digest = hashlib.sha1(workflow_id.encode()).hexdigest()[:8]
                 name = f"{requested}-{digest}"

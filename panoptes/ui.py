@@ -17,7 +17,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     redirect,
@@ -26,7 +25,6 @@ from flask import (
     session,
     url_for,
 )
-from flask.sansio.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -38,30 +36,9 @@ from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
 bp = Blueprint("ui", __name__)
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 CSRF_FIELD = "csrf_token"
 _CSRF_SESSION_KEY = "csrf"
 NAME_MAX_LENGTH = 255
-
-
-@bp.record_once
-def _session_cookie_defaults(state: BlueprintSetupState) -> None:
-    # The forms' second line of defence: browsers do not send a Lax cookie on a cross-site POST.
-    if state.app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        state.app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-
-
-@bp.after_app_request
-def _content_security_policy(response: Response) -> Response:
-    """HTML answers (every page, the API docs too): nothing but the hub's own scripts, styles
-    and images, no inline script or style, no framing. (``auth.py`` adds ``nosniff`` and the
-    referrer policy to every answer, and a deny-all CSP to the others.)"""
-    if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
 
 
 # -- template helpers ------------------------------------------------------------------------

@@ -71,15 +71,6 @@ class BatchIn(BaseModel):
         return value
 
 
-def _validation_error(error: ValidationError) -> ApiError:
-    details = [
-        {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
-    return ApiError(400, f"Invalid request: {summary}", "invalid", details)
-
-
 @bp.get("/api/service-info")
 def service_info() -> Response:
     """What Snakemake 7/8 check before a run, plus what our plugin looks for."""
@@ -111,7 +102,7 @@ def update_workflow_status() -> Response:
     try:
         envelope = UpdateEnvelope.model_validate(fields)
     except ValidationError as error:
-        raise _validation_error(error) from None
+        raise ApiError.from_validation(error) from None
     if normalize.decode_msg(envelope.msg) is None:
         raise ApiError(
             400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
@@ -129,7 +120,7 @@ def snakemake_events() -> Response:
     try:
         batch = BatchIn.model_validate(json_object(request))
     except ValidationError as error:
-        raise _validation_error(error) from None
+        raise ApiError.from_validation(error) from None
     try:
         result = store.snakemake_batch(batch.workflow_id, batch.events)
     except store.EngineMismatch as error:
