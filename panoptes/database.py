@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -36,13 +37,15 @@ class _WriterQueue:
     def held(self) -> Iterator[None]:
         with self.threads:
             try:
-                lock_file = open(self.path, "ab")  # noqa: SIM115 - closed below, which unlocks
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
             except OSError:  # a read-only directory: SQLite's own locking still applies
                 yield
                 return
-            with lock_file:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
                 yield
+            finally:
+                os.close(descriptor)  # which unlocks
 
 
 _QUEUES: dict[str, _WriterQueue] = {}

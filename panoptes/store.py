@@ -11,33 +11,25 @@ import hashlib
 import re
 import secrets
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import (
-    Connection,
-    Table,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import auth, config, database, metrics
+from . import auth, config, database, driver, metrics
+from .driver import JsonText, Row, Statement, Writer
 from .extensions import db
 from .models import ApiToken, Job, RawEvent, Workflow, utcnow
 from .normalize import rules, snakemake, tower
-from .normalize.coerce import json_safe
+from .normalize.coerce import json_safe, json_text
 from .normalize.schema import (
     Engine,
     Event,
@@ -69,41 +61,89 @@ _COUNTER = {
 }
 # Set once per attempt: a later duplicate must not move the start of a job.
 _SET_ONCE = frozenset({"submitted_at", "started_at"})
-# Ingestion works on rows with Core statements, not ORM objects: one event is a handful of
-# statements, and the ORM's unit of work cost ten times the SQL itself (bench/PROFILES.md).
+# Ingestion works on rows with Core statements run on the driver's connection (driver.py), not
+# on ORM objects: one event is a handful of statements, and the ORM's unit of work, then
+# SQLAlchemy's Connection, cost several times the SQL itself (bench/PROFILES.md).
 _WORKFLOWS = cast(Table, Workflow.__table__)
 _JOBS = cast(Table, Job.__table__)
 _RAW_EVENTS = cast(Table, RawEvent.__table__)
 _NEW_JOB = {column.key: None for column in _JOBS.columns if column.key != "pk"}
-# Statements of the hot path, built once: building a statement per event (and its cache key)
-# cost more than executing it.
-_SELECT_LOCKED = (
-    select(_WORKFLOWS).where(_WORKFLOWS.c.id == bindparam("workflow_id")).with_for_update()
+_RAW_EVENT_COLUMNS = [column.key for column in _RAW_EVENTS.columns if column.key != "pk"]
+_WORKFLOW_COLUMNS = [column.key for column in _WORKFLOWS.columns if column.key != "pk"]
+# Statements of the hot path, built and compiled once: building a statement per event (and
+# its cache key) cost more than executing it.
+# Columns that events only ever write (documents that can be large: parameters, DAGs,
+# statistics) are not read back with the run's state; a change writes them all the same.
+_WRITE_ONLY_COLUMNS = frozenset(
+    {"params", "config", "dag", "stats", "metrics", "progress_detail", "error_report"}
 )
-_SELECT_JOBS = select(_JOBS).where(
-    _JOBS.c.workflow_pk == bindparam("workflow_pk"),
-    _JOBS.c.job_key.in_(bindparam("keys", expanding=True)),
+_SELECT_LOCKED = Statement(
+    select(*(c for c in _WORKFLOWS.columns if c.key not in _WRITE_ONLY_COLUMNS))
+    .where(_WORKFLOWS.c.id == bindparam("workflow_id"))
+    .with_for_update()
 )
-_INSERT_RAW = insert(_RAW_EVENTS)
-_INSERT_JOB = insert(_JOBS)
-# Only the columns given with each execution are SET.
-_UPDATE_WORKFLOW = update(_WORKFLOWS).where(_WORKFLOWS.c.pk == bindparam("row_pk"))
-_UPDATE_JOB = update(_JOBS).where(_JOBS.c.pk == bindparam("row_pk"))
+_SELECT_WORKFLOW = Statement(select(_WORKFLOWS).where(_WORKFLOWS.c.pk == bindparam("pk")))
+# ``inline``: no RETURNING of the new key, which nothing reads.
+_INSERT_RAW = Statement(insert(_RAW_EVENTS).inline(), _RAW_EVENT_COLUMNS)
+_INSERT_JOB = Statement(insert(_JOBS).inline(), list(_NEW_JOB))
+_INSERT_WORKFLOW = {
+    dialect: Statement(
+        insert_(_WORKFLOWS).inline().on_conflict_do_nothing(index_elements=["id"]),
+        _WORKFLOW_COLUMNS,
+    )
+    for dialect, insert_ in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+_NEWEST_NAMED = {
+    engine: Statement(
+        select(_WORKFLOWS.c.id, _WORKFLOWS.c.status, _WORKFLOWS.c.updated_at)
+        .where(
+            _WORKFLOWS.c.name == bindparam("name"),
+            *([] if engine is None else [_WORKFLOWS.c.engine == engine.value]),
+        )
+        .order_by(_WORKFLOWS.c.pk.desc())
+        .limit(1)
+    )
+    for engine in (None, *Engine)
+}
+_MAX_KEYS_PER_QUERY = 512
 
 
-class Row(dict[str, Any]):
-    """A row being changed: a dict of its columns, readable and writable as attributes."""
+@lru_cache(maxsize=16)
+def _jobs_by_keys(count: int) -> Statement:
+    return Statement(
+        select(_JOBS).where(
+            _JOBS.c.workflow_pk == bindparam("workflow_pk"),
+            _JOBS.c.job_key.in_([bindparam(f"key{i}") for i in range(count)]),
+        )
+    )
 
-    __slots__ = ()
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+@lru_cache(maxsize=16)
+def _recorded_event_ids(count: int) -> Statement:
+    return Statement(
+        select(_RAW_EVENTS.c.dedupe_key).where(
+            _RAW_EVENTS.c.workflow_id == bindparam("workflow_id"),
+            _RAW_EVENTS.c.dedupe_key.in_([bindparam(f"key{i}") for i in range(count)]),
+        )
+    )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
+
+def _by_keys(
+    keys: Sequence[str], statement: Callable[[int], Statement]
+) -> Iterator[tuple[Statement, dict[str, str]]]:
+    """Statements and their key parameters for looking ``keys`` up at most
+    ``_MAX_KEYS_PER_QUERY`` at a time; padded to a power of two with the last key, so that
+    only a few statement shapes are ever compiled."""
+    for start in range(0, len(keys), _MAX_KEYS_PER_QUERY):
+        chunk = keys[start : start + _MAX_KEYS_PER_QUERY]
+        size = 1 << (len(chunk) - 1).bit_length()
+        yield statement(size), {f"key{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+
+
+@lru_cache(maxsize=1024)
+def _update_of(table: Table, columns: tuple[str, ...]) -> Statement:
+    """``UPDATE table SET <columns> WHERE pk = :row_pk``: only what changed is written."""
+    return Statement(update(table).where(table.c.pk == bindparam("row_pk")), columns)
 
 
 @dataclass(slots=True)
@@ -111,34 +151,32 @@ class _Unit:
     """One run's changes within a transaction: its locked row, the jobs read or created, and
     their values as read, so that only what changed is written back."""
 
-    connection: Connection
+    writer: Writer
     workflow: Row
     workflow_as_read: dict[str, Any]
     jobs: dict[str, Row]
     jobs_as_read: dict[str, dict[str, Any]]
 
     @classmethod
-    def of(cls, connection: Connection, workflow: Row) -> _Unit:
-        return cls(connection, workflow, dict(workflow), {}, {})
+    def of(cls, writer: Writer, workflow: Row) -> _Unit:
+        return cls(writer, workflow, dict(workflow), {}, {})
 
     def flush(self) -> None:
         """Write back what changed: the run's changed columns, new jobs, changed jobs."""
-        changed = {
-            k: v for k, v in self.workflow.items() if self.workflow_as_read.get(k, _UNSET) != v
-        }
-        if changed:
-            self.connection.execute(_UPDATE_WORKFLOW, {**changed, "row_pk": self.workflow["pk"]})
-        new_jobs = [dict(job) for key, job in self.jobs.items() if key not in self.jobs_as_read]
-        if new_jobs:
-            self.connection.execute(_INSERT_JOB, new_jobs)
+        _write_changes(self.writer, _WORKFLOWS, self.workflow, self.workflow_as_read)
+        new_jobs = [job for key, job in self.jobs.items() if key not in self.jobs_as_read]
+        self.writer.execute_many(_INSERT_JOB, new_jobs)
         for key, as_read in self.jobs_as_read.items():
-            job = self.jobs[key]
-            changed = {k: v for k, v in job.items() if as_read.get(k, _UNSET) != v}
-            if changed:
-                self.connection.execute(_UPDATE_JOB, {**changed, "row_pk": job["pk"]})
+            _write_changes(self.writer, _JOBS, self.jobs[key], as_read)
         self.workflow_as_read = dict(self.workflow)
         self.jobs.clear()  # new rows have no pk yet: read them again if needed
         self.jobs_as_read.clear()
+
+
+def _write_changes(writer: Writer, table: Table, row: Row, as_read: Mapping[str, Any]) -> None:
+    changed = {k: v for k, v in row.items() if as_read.get(k, _UNSET) != v}
+    if changed:
+        writer.execute(_update_of(table, tuple(changed)), {**changed, "row_pk": row["pk"]})
 
 
 _UNSET = object()
@@ -166,30 +204,45 @@ def is_valid_workflow_id(value: str) -> bool:
     return _WORKFLOW_ID.fullmatch(value) is not None
 
 
+def _end_reads() -> None:
+    """End a read transaction this request's session may hold: with an in-memory SQLite
+    database it holds the very connection a write is about to use."""
+    if db.session.registry.has():
+        session = db.session()
+        if session.in_transaction():
+            session.rollback()  # only reads can be pending: every write goes through here
+
+
 @contextmanager
 def write_transaction() -> Iterator[Session]:
-    """A write transaction that commits on success and rolls back on any error.
+    """An ORM write transaction (tokens, clean-ups) that commits on success and rolls back on
+    any error.
 
     On SQLite, writers first queue for their turn (``database.writer_turn``), then start with
     BEGIN IMMEDIATE (see ``database.py``): taking the write lock up front is what keeps
     concurrent workers from failing with "database is locked".
     """
+    _end_reads()
     session = db.session()
-    if session.in_transaction():
-        session.rollback()  # only reads can be pending: every write goes through here
-    recorded: list[tuple[str, str]] = []
     with database.writer_turn(db.engine):
         session.connection(execution_options={"panoptes_write": True})
-        session.info["panoptes_recorded"] = recorded
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
-        finally:
-            session.info.pop("panoptes_recorded", None)
-    metrics.count_ingested(recorded)
+
+
+@contextmanager
+def _writing() -> Iterator[Writer]:
+    """The write transaction of ingestion and of everything that replays raw events: the same
+    turn-taking as ``write_transaction``, on the driver's connection (driver.py)."""
+    _end_reads()
+    engine = db.engine
+    with database.writer_turn(engine), driver.transaction(engine, immediate=True) as writer:
+        yield writer
+    metrics.count_ingested(writer.recorded)
 
 
 # -- ingestion entry points -------------------------------------------------------------------
@@ -201,39 +254,30 @@ def snakemake_create(
     """``GET /create_workflow`` with panoptes' naming rules for a requested name."""
     received_at = received_at or utcnow()
     requested = (query.get("workflow_id") or query.get("name") or "").strip()[:255]
-    with write_transaction() as session:
-        connection = session.connection()
+    body = {"query": dict(query), "body": json_safe(body)}
+    with _writing() as writer:
         workflow_id = new_workflow_id()
         if requested:
-            previous = _newest_named(connection, requested, Engine.SNAKEMAKE)
+            previous = _newest_named(writer, requested, Engine.SNAKEMAKE)
             if previous is not None and not _is_live(previous, received_at):
                 workflow_id = previous.id  # panoptes resets and reuses a finished run's row
-        raw = _record(
-            session,
-            Engine.SNAKEMAKE,
-            "create",
-            workflow_id,
-            {"query": dict(query), "body": json_safe(body)},
-            received_at,
-        )
-        return _as_model(_applied(connection, raw))
+        raw = _record(writer, Engine.SNAKEMAKE, "create", workflow_id, body, received_at)
+        return _as_model(writer, _applied(writer, raw))
 
 
 def snakemake_update(
     workflow_id: str, envelope: Mapping[str, Any], received_at: datetime | None = None
 ) -> None:
     """One ``/update_workflow_status`` envelope (``msg`` already checked to decode)."""
-    with write_transaction() as session:
-        connection = session.connection()
+    received_at = received_at or utcnow()
+    body, serialised = json_text(dict(envelope))
+    # Parsed before taking the write turn: other writers wait only for the database work.
+    events = snakemake.parse_message(snakemake.decode_msg(body.get("msg")), received_at)
+    with _writing() as writer:
         raw = _record(
-            session,
-            Engine.SNAKEMAKE,
-            "update",
-            workflow_id,
-            json_safe(dict(envelope)),
-            received_at or utcnow(),
+            writer, Engine.SNAKEMAKE, "update", workflow_id, body, received_at, serialised
         )
-        _applied(connection, raw)
+        _applied(writer, raw, events)
 
 
 def snakemake_batch(
@@ -241,54 +285,54 @@ def snakemake_batch(
 ) -> BatchResult:
     """Our plugin's batch: all events in one transaction, re-sent event ids skipped."""
     received_at = received_at or utcnow()
-    with write_transaction() as session:
-        connection = session.connection()
-        unit = _Unit.of(
-            connection, _lock_workflow(connection, workflow_id, Engine.SNAKEMAKE, received_at)
-        )
-        keys = [str(e["event_id"]) for e in events if e.get("event_id") is not None]
-        seen = set()
-        if keys:
-            seen = set(
-                connection.scalars(
-                    select(_RAW_EVENTS.c.dedupe_key).where(
-                        _RAW_EVENTS.c.workflow_id == workflow_id,
-                        _RAW_EVENTS.c.dedupe_key.in_(keys),
-                    )
-                )
-            )
-        fresh: list[tuple[str | None, dict[str, Any]]] = []
-        for event in events:
-            key = None if event.get("event_id") is None else str(event["event_id"])
+    # Everything that does not depend on the database happens before taking the write turn.
+    candidates: list[tuple[str | None, Any, str, list[Event]]] = []
+    for event in events:
+        key = None if event.get("event_id") is None else str(event["event_id"])
+        body, serialised = json_text(dict(event))
+        candidates.append((key, body, serialised, snakemake.parse_message(body, received_at)))
+    keys = sorted({key for key, _, _, _ in candidates if key is not None})
+    with _writing() as writer:
+        unit = _Unit.of(writer, _lock_workflow(writer, workflow_id, Engine.SNAKEMAKE, received_at))
+        seen = _seen_event_ids(writer, workflow_id, keys)
+        fresh = []
+        for key, _, serialised, parsed in candidates:
             if key is not None:
                 if key in seen:
                     continue
                 seen.add(key)
-            fresh.append((key, json_safe(dict(event))))
+            fresh.append((key, serialised, parsed))
         if fresh:
             # One multi-row INSERT for the raw events and one pass over the parsed events with
             # one job query: the same effect as applying them one by one (what reindex does).
-            connection.execute(
-                insert(_RAW_EVENTS),
+            writer.execute_many(
+                _INSERT_RAW,
                 [
                     {
                         "engine": Engine.SNAKEMAKE.value,
                         "kind": "event",
                         "workflow_id": workflow_id,
                         "received_at": received_at,
-                        "body": body,
+                        "body": JsonText(serialised),
                         "dedupe_key": key,
                     }
-                    for key, body in fresh
+                    for key, serialised, _ in fresh
                 ],
             )
-            session.info["panoptes_recorded"].extend(
-                [(Engine.SNAKEMAKE.value, "event")] * len(fresh)
-            )
-            parsed = [e for _, body in fresh for e in snakemake.parse_message(body, received_at)]
+            writer.recorded.extend([(Engine.SNAKEMAKE.value, "event")] * len(fresh))
+            parsed = [e for _, _, events_of_one in fresh for e in events_of_one]
             _apply_events(unit, Engine.SNAKEMAKE, parsed, received_at)
         unit.flush()
         return BatchResult(workflow_id, len(fresh), len(events) - len(fresh))
+
+
+def _seen_event_ids(writer: Writer, workflow_id: str, keys: Sequence[str]) -> set[str]:
+    """Which of these event ids this run has already recorded."""
+    seen: set[str] = set()
+    for query, values in _by_keys(keys, _recorded_event_ids):
+        rows = writer.rows(query, {**values, "workflow_id": workflow_id})
+        seen.update(row["dedupe_key"] for row in rows)
+    return seen
 
 
 def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -> str:
@@ -308,17 +352,12 @@ def tower_event(
 ) -> str:
     """Any trace call; an id the hub does not know creates the run (after a database reset).
     Returns the run's id."""
-    with write_transaction() as session:
-        connection = session.connection()
-        raw = _record(
-            session,
-            Engine.NEXTFLOW,
-            kind,
-            workflow_id,
-            json_safe(dict(body)),
-            received_at or utcnow(),
-        )
-        return str(_applied(connection, raw).id)
+    received_at = received_at or utcnow()
+    stored, serialised = json_text(dict(body))
+    events = tower.parse(kind, stored, received_at)  # before taking the write turn
+    with _writing() as writer:
+        raw = _record(writer, Engine.NEXTFLOW, kind, workflow_id, stored, received_at, serialised)
+        return str(_applied(writer, raw, events).id)
 
 
 def rename(workflow_id: str, name: str) -> Workflow | None:
@@ -333,14 +372,13 @@ def cancel(workflow_id: str) -> Workflow | None:
 
 def delete_workflow(workflow_id: str) -> bool:
     """Delete a run with its jobs and raw events (so a reindex does not bring it back)."""
-    with write_transaction() as session:
-        connection = session.connection()
-        workflow = _find_locked(connection, workflow_id)
+    with _writing() as writer:
+        workflow = _find_locked(writer, workflow_id)
         if workflow is None:
             return False
-        connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
-        connection.execute(delete(_RAW_EVENTS).where(_RAW_EVENTS.c.workflow_id == workflow_id))
-        connection.execute(delete(_WORKFLOWS).where(_WORKFLOWS.c.pk == workflow.pk))
+        writer.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
+        writer.execute(delete(_RAW_EVENTS).where(_RAW_EVENTS.c.workflow_id == workflow_id))
+        writer.execute(delete(_WORKFLOWS).where(_WORKFLOWS.c.pk == workflow.pk))
         return True
 
 
@@ -418,26 +456,19 @@ def revoke_token(name: str) -> bool:
 def reindex(page_size: int = 1000) -> int:
     """Rebuild workflows and jobs from the raw events; the number of events replayed."""
     replayed = 0
-    with write_transaction() as session:
-        connection = session.connection()
-        connection.execute(delete(_JOBS))
-        connection.execute(delete(_WORKFLOWS))
+    page_query = Statement(
+        select(_RAW_EVENTS)
+        .where(_RAW_EVENTS.c.pk > bindparam("after"))
+        .order_by(_RAW_EVENTS.c.pk)
+        .limit(page_size)
+    )
+    with _writing() as writer:
+        writer.execute(delete(_JOBS))
+        writer.execute(delete(_WORKFLOWS))
         last_pk = 0
-        while True:
-            page = (
-                connection.execute(
-                    select(_RAW_EVENTS)
-                    .where(_RAW_EVENTS.c.pk > last_pk)
-                    .order_by(_RAW_EVENTS.c.pk)
-                    .limit(page_size)
-                )
-                .mappings()
-                .all()
-            )
-            if not page:
-                break
+        while page := writer.rows(page_query, {"after": last_pk}):
             for raw in page:
-                _apply(connection, Row(raw))
+                _apply(writer, raw)
             last_pk = page[-1]["pk"]
             replayed += len(page)
     return replayed
@@ -454,65 +485,68 @@ def _is_live(workflow: Row, at: datetime) -> bool:
     return stale_after is None or workflow.updated_at >= at - stale_after
 
 
-def _newest_named(connection: Connection, name: str, engine: Engine | None = None) -> Row | None:
+def _newest_named(writer: Writer, name: str, engine: Engine | None = None) -> Row | None:
     """The most recent run with this name (of this engine)."""
-    query = select(_WORKFLOWS.c.id, _WORKFLOWS.c.status, _WORKFLOWS.c.updated_at).where(
-        _WORKFLOWS.c.name == name
-    )
-    if engine is not None:
-        query = query.where(_WORKFLOWS.c.engine == engine.value)
-    row = connection.execute(query.order_by(_WORKFLOWS.c.pk.desc()).limit(1)).mappings().first()
-    return None if row is None else Row(row)
+    return writer.first(_NEWEST_NAMED[engine], {"name": name})
 
 
-def _as_model(row: Row) -> Workflow:
-    """A detached model of a run, for the serializers."""
+def _as_model(writer: Writer, workflow: Row) -> Workflow:
+    """A detached model of a run as it now stands, for the serializers."""
+    row = writer.first(_SELECT_WORKFLOW, {"pk": workflow.pk})
+    assert row is not None
     return Workflow(**row)
 
 
 def _record(
-    session: Session,
+    writer: Writer,
     engine: str,
     kind: str,
     workflow_id: str,
     body: Any,
     received_at: datetime,
+    serialised: str | None = None,
 ) -> Row:
+    """Record a raw event (``serialised``: its body's JSON text, if already made)."""
     raw = Row(
-        engine=str(engine), kind=kind, workflow_id=workflow_id, received_at=received_at, body=body
+        engine=str(engine),
+        kind=kind,
+        workflow_id=workflow_id,
+        received_at=received_at,
+        body=body,
+        dedupe_key=None,
     )
-    session.connection().execute(_INSERT_RAW, raw)
-    session.info["panoptes_recorded"].append((raw.engine, kind))
+    stored = raw if serialised is None else {**raw, "body": JsonText(serialised)}
+    writer.execute(_INSERT_RAW, stored)
+    writer.recorded.append((raw.engine, kind))
     return raw
 
 
 def _hub_action(kind: str, workflow_id: str, body: dict[str, Any]) -> Workflow | None:
-    with write_transaction() as session:
-        connection = session.connection()
-        if _find_locked(connection, workflow_id) is None:
+    with _writing() as writer:
+        if _find_locked(writer, workflow_id) is None:
             return None
-        applied = _apply(connection, _record(session, HUB, kind, workflow_id, body, utcnow()))
-        return None if applied is None else _as_model(applied)
+        applied = _apply(writer, _record(writer, HUB, kind, workflow_id, body, utcnow()))
+        return None if applied is None else _as_model(writer, applied)
 
 
-def _find_locked(connection: Connection, workflow_id: str) -> Row | None:
+def _find_locked(writer: Writer, workflow_id: str) -> Row | None:
     """The workflow row, locked until the end of this transaction (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers)."""
-    row = connection.execute(_SELECT_LOCKED, {"workflow_id": workflow_id}).mappings().first()
-    return None if row is None else Row(row)
+    return writer.first(_SELECT_LOCKED, {"workflow_id": workflow_id})
 
 
 def _lock_workflow(
-    connection: Connection, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
+    writer: Writer, workflow_id: str, engine: Engine, at: datetime, name: str | None = None
 ) -> Row:
     """The workflow row, locked for this transaction; created if unknown.
 
     Several clients may announce the same unknown run at once (a hub restarted on an empty
     database): the insert skips a row another transaction just created, then locks it.
     """
-    workflow = _find_locked(connection, workflow_id)
+    workflow = _find_locked(writer, workflow_id)
     if workflow is None:
         values = {
+            **dict.fromkeys(_WORKFLOW_COLUMNS),
             "id": workflow_id,
             "engine": str(engine),
             "name": name or workflow_id,
@@ -523,11 +557,8 @@ def _lock_workflow(
             "updated_at": at,
             **dict.fromkeys(_COUNTER.values(), 0),
         }
-        insert_ = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        connection.execute(
-            insert_(_WORKFLOWS).values(values).on_conflict_do_nothing(index_elements=["id"])
-        )
-        workflow = _find_locked(connection, workflow_id)
+        writer.execute(_INSERT_WORKFLOW[writer.dialect.name], values)
+        workflow = _find_locked(writer, workflow_id)
         assert workflow is not None
     if workflow.engine != engine:
         raise EngineMismatch(
@@ -536,27 +567,30 @@ def _lock_workflow(
     return workflow
 
 
-def _apply(connection: Connection, raw: Row) -> Row | None:
+def _apply(writer: Writer, raw: Row, parsed: Sequence[Event] | None = None) -> Row | None:
     """Apply one raw event and write its effect; the single code path of ingestion and reindex.
 
+    ``parsed``: the events of an engine's raw event, if already parsed (what parsing it gives).
     None only for a person's action on a run that is gone (never during ingestion).
     """
     at = raw.received_at
     workflow_id = raw.workflow_id
     body = raw.body if isinstance(raw.body, dict) else {}
     if raw.engine == HUB:
-        found = _find_locked(connection, workflow_id)
+        found = _find_locked(writer, workflow_id)
         if found is None:
             return None
-        unit = _Unit.of(connection, found)
+        unit = _Unit.of(writer, found)
         _apply_hub_action(unit.workflow, raw.kind, body, at)
     else:
         engine = Engine(raw.engine)
         if engine is Engine.SNAKEMAKE and raw.kind == "create":
-            unit = _apply_snakemake_create(connection, workflow_id, body, at)
+            unit = _apply_snakemake_create(writer, workflow_id, body, at)
         else:
-            unit = _Unit.of(connection, _lock_workflow(connection, workflow_id, engine, at))
-            if engine is Engine.SNAKEMAKE:
+            unit = _Unit.of(writer, _lock_workflow(writer, workflow_id, engine, at))
+            if parsed is not None:
+                events = parsed
+            elif engine is Engine.SNAKEMAKE:
                 message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
                 events = snakemake.parse_message(message, at)
             else:
@@ -566,33 +600,33 @@ def _apply(connection: Connection, raw: Row) -> Row | None:
     return unit.workflow
 
 
-def _applied(connection: Connection, raw: Row) -> Row:
+def _applied(writer: Writer, raw: Row, parsed: Sequence[Event] | None = None) -> Row:
     """``_apply`` for engine events, which always leave a workflow behind."""
-    workflow = _apply(connection, raw)
+    workflow = _apply(writer, raw, parsed)
     assert workflow is not None
     return workflow
 
 
 def _apply_snakemake_create(
-    connection: Connection, workflow_id: str, body: dict[str, Any], at: datetime
+    writer: Writer, workflow_id: str, body: dict[str, Any], at: datetime
 ) -> _Unit:
     query: dict[str, Any] = body["query"] if isinstance(body.get("query"), dict) else {}
     request_body: dict[str, Any] = body["body"] if isinstance(body.get("body"), dict) else {}
     requested = str(query.get("workflow_id") or query.get("name") or "").strip()[:255]
-    workflow = _find_locked(connection, workflow_id)
+    workflow = _find_locked(writer, workflow_id)
     if workflow is not None:
-        unit = _Unit.of(connection, workflow)
+        unit = _Unit.of(writer, workflow)
         _reset(unit, at)
     else:
         name = requested or workflow_id
         if requested:
-            clash = _newest_named(connection, requested)
+            clash = _newest_named(writer, requested)
             if clash is not None and _is_live(clash, at):
                 # The live run keeps its name; the deterministic suffix makes replays agree.
                 digest = hashlib.sha1(workflow_id.encode()).hexdigest()[:8]
                 name = f"{requested}-{digest}"
         unit = _Unit.of(
-            connection, _lock_workflow(connection, workflow_id, Engine.SNAKEMAKE, at, name=name)
+            writer, _lock_workflow(writer, workflow_id, Engine.SNAKEMAKE, at, name=name)
         )
         unit.workflow.name_locked = bool(requested)
     _apply_events(unit, Engine.SNAKEMAKE, [snakemake.create_info(request_body, at)], at)
@@ -601,7 +635,7 @@ def _apply_snakemake_create(
 
 def _reset(unit: _Unit, at: datetime) -> None:
     workflow = unit.workflow
-    unit.connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
+    unit.writer.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == workflow.pk))
     unit.jobs.clear()
     unit.jobs_as_read.clear()
     workflow.update(dict.fromkeys(_COUNTER.values(), 0))
@@ -656,15 +690,11 @@ def _apply_events(unit: _Unit, engine: Engine, events: Sequence[Event], at: date
 
 def _read_jobs(unit: _Unit, keys: set[str]) -> None:
     """Read these jobs of the run (those not yet in hand) in one indexed query."""
-    wanted = keys - unit.jobs.keys()
-    if not wanted:
-        return
-    rows = unit.connection.execute(
-        _SELECT_JOBS, {"workflow_pk": unit.workflow.pk, "keys": sorted(wanted)}
-    ).mappings()
-    for row in rows:
-        unit.jobs[row["job_key"]] = Row(row)
-        unit.jobs_as_read[row["job_key"]] = dict(row)
+    wanted = sorted(keys - unit.jobs.keys())
+    for query, values in _by_keys(wanted, _jobs_by_keys):
+        for row in unit.writer.rows(query, {**values, "workflow_pk": unit.workflow.pk}):
+            unit.jobs[row["job_key"]] = row
+            unit.jobs_as_read[row["job_key"]] = dict(row)
 
 
 def _load_jobs(unit: _Unit, events: Sequence[Event]) -> None:

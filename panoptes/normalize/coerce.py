@@ -6,7 +6,9 @@ the rest of the payload.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +136,29 @@ def mapping(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return {str(key): item for key, item in value.items()}
     return None
+
+
+# In JSON text: an escaped NUL, or a number that may not fit in 64 bits (strings of digits
+# match too, which only costs the walk).
+_MAY_NEED_WALK = re.compile(r"\\u0000|\d{19}")
+
+
+def json_text(value: Any) -> tuple[Any, str]:
+    """``json_safe(value)`` and its JSON text, for storing a whole request body.
+
+    One serialisation at C speed tells whether the walk of every value is needed, which it
+    rarely is; the text is then stored as is instead of being serialised again. Bodies are
+    already at most 64 levels deep (``ingest/body.py`` refuses deeper ones).
+    """
+    try:
+        serialised = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if _MAY_NEED_WALK.search(serialised) is None:
+            return value, serialised
+    safe = json_safe(value)
+    return safe, json.dumps(safe)
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

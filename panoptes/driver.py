@@ -1,0 +1,222 @@
+"""Core statements run on the database driver's own connection, for ingestion's hot path.
+
+SQLAlchemy still builds every statement, compiles it (once per dialect) and supplies the type
+conversions (its bind and result processors); only the execution skips its ``Connection``,
+whose bookkeeping cost about 55 µs per statement against about 15 µs for SQLite to run it, and
+an event is half a dozen statements (bench/PROFILES.md). Only ``store`` uses this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, ClauseElement
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
+
+Processor = Callable[[Any], Any] | None
+
+
+class JsonText(str):
+    """A value for a JSON column that is already serialised: sent as it is."""
+
+    __slots__ = ()
+
+
+class Row(dict[str, Any]):
+    """A row being changed: a dict of its columns, readable and writable as attributes."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+@dataclass(slots=True)
+class Compiled:
+    """One statement compiled for one dialect, with its conversions in parameter order."""
+
+    sql: str
+    positional: bool
+    # (name, name sent to the driver, processor, default value), in parameter order
+    binds: tuple[tuple[str, str, Processor, Any], ...]
+    columns: tuple[tuple[str, TypeEngine[Any]], ...]  # a SELECT's (key, type), else empty
+    # A SELECT's (key, result processor): known once the driver has described its columns.
+    readers: tuple[tuple[str, Processor], ...] | None = None
+
+    @classmethod
+    def of(
+        cls, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
+    ) -> Compiled:
+        """``column_keys``: the columns an INSERT or UPDATE sets (all of them if None)."""
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.has_out_parameters or "POSTCOMPILE" in compiled.string:
+            raise ValueError("expanding parameters (IN with a list) are not supported here")
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        escaped = compiled.escaped_bind_names
+        binds = tuple(
+            (
+                name,
+                escaped.get(name, name),
+                _bind_processor(compiled.binds[name].type.dialect_impl(dialect), dialect),
+                compiled.binds[name].value,
+            )
+            for name in names or ()
+        )
+        selected: Sequence[Any] = getattr(statement, "selected_columns", None) or ()
+        columns: tuple[tuple[str, TypeEngine[Any]], ...] = tuple(
+            (column.key, column.type.dialect_impl(dialect)) for column in selected
+        )
+        return cls(compiled.string, compiled.positional, binds, columns)
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """The driver's parameters for these values (a statement's own literals fill the gaps)."""
+        get = values.get
+        if self.positional:
+            return [
+                get(name, default) if processor is None else processor(get(name, default))
+                for name, _, processor, default in self.binds
+            ]
+        return {
+            sent: get(name, default) if processor is None else processor(get(name, default))
+            for name, sent, processor, default in self.binds
+        }
+
+    def rows(self, dialect: Dialect, cursor: Any) -> list[Row]:
+        """The fetched rows, converted as SQLAlchemy would."""
+        fetched = cursor.fetchall()
+        if not self.columns:
+            names = [column[0] for column in cursor.description or ()]
+            return [Row(zip(names, values, strict=True)) for values in fetched]
+        readers = self.readers
+        if readers is None:  # the driver's type codes choose some conversions (PostgreSQL)
+            readers = self.readers = tuple(
+                (key, type_.result_processor(dialect, described[1]))
+                for (key, type_), described in zip(self.columns, cursor.description, strict=True)
+            )
+        return [
+            Row(
+                (key, value if processor is None or value is None else processor(value))
+                for (key, processor), value in zip(readers, values, strict=True)
+            )
+            for values in fetched
+        ]
+
+
+def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    processor = type_.bind_processor(dialect)
+    if processor is None or not isinstance(type_, JSON):
+        return processor
+
+    def json_or_text(value: Any, serialise: Callable[[Any], Any] = processor) -> Any:
+        return str(value) if value.__class__ is JsonText else serialise(value)
+
+    return json_or_text
+
+
+class Statement:
+    """A statement built once and compiled the first time each dialect runs it.
+
+    ``columns``: the columns an INSERT or UPDATE sets (all of them if None).
+    """
+
+    __slots__ = ("_compiled", "_lock", "columns", "statement")
+
+    def __init__(self, statement: ClauseElement, columns: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.columns = None if columns is None else list(columns)
+        self._compiled: dict[str, Compiled] = {}
+        self._lock = threading.Lock()
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            with self._lock:
+                found = self._compiled.setdefault(
+                    dialect.name, Compiled.of(self.statement, dialect, self.columns)
+                )
+        return found
+
+
+class Writer:
+    """One write transaction on a pooled driver connection."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        # (engine, kind) of each raw event written, counted in the metrics once committed.
+        self.recorded: list[tuple[str, str]] = []
+
+    def execute(self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}) -> None:
+        compiled = self._compile(statement)
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+        finally:
+            cursor.close()
+
+    def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        compiled = self._compile(statement)
+        cursor = self.connection.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        finally:
+            cursor.close()
+
+    def rows(
+        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}
+    ) -> list[Row]:
+        compiled = self._compile(statement)
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            return compiled.rows(self.dialect, cursor)
+        finally:
+            cursor.close()
+
+    def first(
+        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}
+    ) -> Row | None:
+        found = self.rows(statement, values)
+        return found[0] if found else None
+
+    def _compile(self, statement: Statement | ClauseElement) -> Compiled:
+        if isinstance(statement, Statement):
+            return statement.compiled(self.dialect)
+        return Compiled.of(statement, self.dialect)  # a one-off statement, off the hot path
+
+
+@contextmanager
+def transaction(engine: Engine, immediate: bool) -> Iterator[Writer]:
+    """A transaction on a pooled connection: committed on success, rolled back on any error.
+
+    ``immediate`` (SQLite) takes the write lock at BEGIN, so that concurrent writers queue
+    instead of failing when a deferred transaction tries to upgrade.
+    """
+    pooled = engine.raw_connection()
+    try:
+        connection: Any = pooled.driver_connection
+        if engine.dialect.name == "sqlite":
+            connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield Writer(connection, engine.dialect)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+    finally:
+        pooled.close()
