@@ -266,13 +266,20 @@ def snakemake_create(
 
 
 def snakemake_update(
-    workflow_id: str, envelope: Mapping[str, Any], received_at: datetime | None = None
+    workflow_id: str,
+    envelope: Mapping[str, Any],
+    received_at: datetime | None = None,
+    message: dict[str, Any] | None = None,
 ) -> None:
-    """One ``/update_workflow_status`` envelope (``msg`` already checked to decode)."""
+    """One ``/update_workflow_status`` envelope (``msg`` already checked to decode; ``message``:
+    what it decoded to, if at hand)."""
     received_at = received_at or utcnow()
-    body, serialised = json_text(dict(envelope))
+    given = dict(envelope)
+    body, serialised = json_text(given)
+    if message is None or body is not given:  # decode what is stored, as a reindex will
+        message = snakemake.decode_msg(body.get("msg"))
     # Parsed before taking the write turn: other writers wait only for the database work.
-    events = snakemake.parse_message(snakemake.decode_msg(body.get("msg")), received_at)
+    events = snakemake.parse_message(message, received_at)
     with _writing() as writer:
         raw = _record(
             writer, Engine.SNAKEMAKE, "update", workflow_id, body, received_at, serialised

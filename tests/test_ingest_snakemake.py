@@ -389,3 +389,25 @@ def test_form_body_round_trip_of_recorded_envelope(client):
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 200
+
+
+def test_large_batches_are_deduplicated_across_lookups(app, client):
+    """More jobs and event ids than one lookup statement takes (store._MAX_KEYS_PER_QUERY)."""
+    workflow_id = new_run(client)["id"]
+    events = [
+        {"event_id": f"run1:{job}", "level": "job_info", "jobid": job, "name": "step"}
+        for job in range(1, 1101)
+    ]
+    body = {"workflow_id": workflow_id, "events": events}
+    first = client.post("/api/snakemake/events", json=body)
+    assert first.get_json() == {"workflow_id": workflow_id, "accepted": 1100, "duplicates": 0}
+    finished = [
+        {"event_id": f"run1:done:{job}", "level": "job_finished", "jobid": job}
+        for job in range(1, 1101)
+    ]
+    again = client.post(
+        "/api/snakemake/events", json={"workflow_id": workflow_id, "events": events + finished}
+    )
+    assert again.get_json() == {"workflow_id": workflow_id, "accepted": 1100, "duplicates": 1100}
+    run = workflow(client, workflow_id)
+    assert (run["jobs_done"], run["jobs_total"]) == (1100, 1100)

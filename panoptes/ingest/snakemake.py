@@ -103,12 +103,13 @@ def update_workflow_status() -> Response:
         envelope = UpdateEnvelope.model_validate(fields)
     except ValidationError as error:
         raise ApiError.from_validation(error) from None
-    if normalize.decode_msg(envelope.msg) is None:
+    message = normalize.decode_msg(envelope.msg)
+    if message is None:
         raise ApiError(
             400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
         )
     try:
-        store.snakemake_update(str(envelope.id), envelope.model_dump())
+        store.snakemake_update(str(envelope.id), envelope.model_dump(), message=message)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return Response("ok", mimetype="text/plain")

@@ -1,5 +1,6 @@
 """Defensive conversions, without an app."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -48,3 +49,26 @@ def test_text_drops_nul_and_caps_length():
 def test_json_safe_makes_any_value_storable():
     value = {"a": "x\x00", "b": [float("inf"), 10**40], "c": {"d": True}}
     assert coerce.json_safe(value) == {"a": "x", "b": [None, str(10**40)], "c": {"d": True}}
+
+
+def test_json_text_keeps_clean_values_and_serialises_them_once():
+    value = {"name": "ok", "numbers": [1, 2.5, -3], "nested": {"flag": True, "none": None}}
+    safe, text = coerce.json_text(value)
+    assert safe is value
+    assert json.loads(text) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": "x\x00y"}, {"a": "xy"}),
+        ({"a": [float("nan"), float("-inf")]}, {"a": [None, None]}),
+        ({"a": 10**40}, {"a": str(10**40)}),
+        ({"a": "1234567890123456789012"}, {"a": "1234567890123456789012"}),  # only looks big
+        ({(1, 2): "tuple key"}, {"(1, 2)": "tuple key"}),
+    ],
+)
+def test_json_text_walks_values_that_need_it(value, expected):
+    safe, text = coerce.json_text(value)
+    assert safe == expected == coerce.json_safe(value)
+    assert json.loads(text) == expected
