@@ -10,11 +10,14 @@ runs, ``ix_jobs_workflow_status`` / ``ix_jobs_workflow_name`` for one run's jobs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from flask import current_app
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.orm import defer, load_only
 from sqlalchemy.sql import ColumnElement
@@ -36,6 +39,48 @@ TIMELINE_BINS = 120
 RESOURCE_SAMPLE = 2000
 TIMELINE_SAMPLE = 2000
 UNNAMED = "(unnamed)"
+# A live run's density timeline reaches "now": recomputed at most this often while unchanged.
+LIVE_TIMELINE_SECONDS = 5
+
+T = TypeVar("T")
+
+
+class _AggregateCache:
+    """The heavy aggregates of large runs (density timeline, resource quantiles), per app.
+
+    Keyed by the run's id, key and ``updated_at``: every event moves ``updated_at``, so an entry
+    is never stale, and a reload of an unchanged run (the common case: finished runs, several
+    people on one page) costs no scan of its jobs.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]  # type: ignore[no-any-return]
+        value = compute()  # outside the lock: two first loads may both compute, harmlessly
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+
+def _aggregates() -> _AggregateCache:
+    cache: _AggregateCache = current_app.extensions.setdefault(
+        "panoptes_aggregates", _AggregateCache()
+    )
+    return cache
+
+
+def _run_version(workflow: Workflow) -> tuple[str, int, datetime]:
+    return (workflow.id, workflow.pk, workflow.updated_at)
+
 
 # -- runs ------------------------------------------------------------------------------------
 
@@ -382,7 +427,12 @@ def timeline(
             if started is not None
         ]
         return charts.timeline(jobs, now)
-    return _density_timeline(workflow, rules, now)
+    # A live run's chart reaches "now", which moves: its entry expires within a few seconds.
+    moment = int(now.timestamp() // LIVE_TIMELINE_SECONDS) if workflow.n_running else None
+    return _aggregates().get(
+        ("timeline", *_run_version(workflow), moment),
+        lambda: _density_timeline(workflow, rules, now),
+    )
 
 
 def _density_timeline(
@@ -463,7 +513,9 @@ def resource_plots(workflow: Workflow) -> ResourcePlots:
     source = "nextflow" if stats else "jobs"
     step = 1
     if not stats:
-        stats, step = _job_quantiles(workflow)
+        stats, step = _aggregates().get(
+            ("quantiles", *_run_version(workflow)), lambda: _job_quantiles(workflow)
+        )
     plots = []
     for metric in METRICS:
         plot = charts.box_plot(metric.title, stats.get(metric.key, []), metric.fmt)

@@ -163,6 +163,43 @@ def test_run_page_with_a_hundred_thousand_jobs(client, large):
     assert large[0] <= 60, large[0]  # a page of the table and the failed panel, nothing more
 
 
+def test_run_page_aggregates_are_reused_until_the_run_changes(app, client, large):
+    """The density timeline and the resource quantiles scan a large run's jobs: a reload of
+    an unchanged run reuses them; any change to the run (which moves updated_at) does not."""
+    with app.app_context():
+        engine = db.engine
+
+    def load() -> tuple[str, list[str]]:
+        statements: list[str] = []
+
+        def seen(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            return timed_page(client, f"/workflow/{BIG}"), statements
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+
+    def charts(html: str) -> list[str]:
+        return re.findall(r'class="(?:shade-\d+|box-figure)"', html)
+
+    first, first_statements = load()
+    again, again_statements = load()
+    assert charts(again) == charts(first) and charts(first)
+    assert len(again_statements) <= len(first_statements) - 3  # min/max, bins, quantiles
+    assert not any("row_number" in s.lower() for s in again_statements)
+
+    with app.app_context():
+        db.session.execute(
+            update(Workflow).where(Workflow.id == BIG).values(updated_at=func.current_timestamp())
+        )
+        db.session.commit()
+    _, changed_statements = load()
+    assert len(changed_statements) >= len(again_statements) + 3
+    assert any("row_number" in s.lower() for s in changed_statements)
+
+
 JOB_TABLE_PAGES = [
     ("page=2000", "99950", "100,000"),
     ("sort=started&dir=desc", "99999", "100,000"),
