@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, ClauseElement
+from sqlalchemy import JSON, ClauseElement, DateTime, TypeDecorator
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
@@ -117,13 +117,31 @@ class Compiled:
 
 def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     processor = type_.bind_processor(dialect)
-    if processor is None or not isinstance(type_, JSON):
-        return processor
+    if processor is None:
+        return None
+    if isinstance(type_, JSON):
 
-    def json_or_text(value: Any, serialise: Callable[[Any], Any] = processor) -> Any:
-        return str(value) if value.__class__ is JsonText else serialise(value)
+        def json_or_text(value: Any, serialise: Callable[[Any], Any] = processor) -> Any:
+            return str(value) if value.__class__ is JsonText else serialise(value)
 
-    return json_or_text
+        return json_or_text
+    if isinstance(type_, DateTime) or (
+        isinstance(type_, TypeDecorator) and isinstance(type_.impl_instance, DateTime)
+    ):
+        # The rows of one request share their timestamps (the arrival time of a batch of
+        # events, the update time of its jobs): convert each one once.
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def datetime_once(value: Any, convert: Callable[[Any], Any] = processor) -> Any:
+            seen, converted = last[0]
+            if value is seen:
+                return converted
+            converted = convert(value)
+            last[0] = (value, converted)
+            return converted
+
+        return datetime_once
+    return processor
 
 
 class Statement:
@@ -161,11 +179,8 @@ class Writer:
 
     def execute(self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}) -> None:
         compiled = self._compile(statement)
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(values))
-        finally:
-            cursor.close()
+        # Both drivers' connections execute directly (sqlite3 and psycopg 3).
+        self.connection.execute(compiled.sql, compiled.parameters(values)).close()
 
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -181,9 +196,8 @@ class Writer:
         self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}
     ) -> list[Row]:
         compiled = self._compile(statement)
-        cursor = self.connection.cursor()
+        cursor = self.connection.execute(compiled.sql, compiled.parameters(values))
         try:
-            cursor.execute(compiled.sql, compiled.parameters(values))
             return compiled.rows(self.dialect, cursor)
         finally:
             cursor.close()

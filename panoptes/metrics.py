@@ -8,6 +8,7 @@ database at scrape time, so every worker and every instance reports the same num
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -41,8 +42,8 @@ REQUEST_LATENCY = Histogram(
 
 def count_ingested(events: Iterable[tuple[str, str]]) -> None:
     """Count committed raw events, given as (engine, kind) pairs."""
-    for engine, kind in events:
-        EVENTS_INGESTED.labels(engine=engine, kind=kind).inc()
+    for (engine, kind), count in collections.Counter(events).items():
+        EVENTS_INGESTED.labels(engine=engine, kind=kind).inc(count)
 
 
 class _RunsByStatus(Collector):
