@@ -194,11 +194,15 @@ DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 def _headers(response: Response) -> Response:
-    """Security headers on every answer."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    policy = PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY
-    response.headers.setdefault("Content-Security-Policy", policy)
+    """Security headers on every answer (a view's own values win)."""
+    headers = response.headers
+    if "Content-Security-Policy" not in headers:
+        policy = PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY
+        headers.add("Content-Security-Policy", policy)
+    if "X-Content-Type-Options" not in headers:
+        headers.add("X-Content-Type-Options", "nosniff")
+    if "Referrer-Policy" not in headers:
+        headers.add("Referrer-Policy", "same-origin")
     return response
 
 

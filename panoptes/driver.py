@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import JSON, ClauseElement, DateTime, TypeDecorator
@@ -20,6 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
+_NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 
 
 class JsonText(str):
@@ -62,7 +64,7 @@ class Compiled:
         """``column_keys``: the columns an INSERT or UPDATE sets (all of them if None)."""
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         assert isinstance(compiled, SQLCompiler)
-        if compiled.has_out_parameters or "POSTCOMPILE" in compiled.string:
+        if "POSTCOMPILE" in compiled.string:
             raise ValueError("expanding parameters (IN with a list) are not supported here")
         names = compiled.positiontup if compiled.positional else list(compiled.binds)
         escaped = compiled.escaped_bind_names
@@ -177,7 +179,9 @@ class Writer:
         # (engine, kind) of each raw event written, counted in the metrics once committed.
         self.recorded: list[tuple[str, str]] = []
 
-    def execute(self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}) -> None:
+    def execute(
+        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = _NO_VALUES
+    ) -> None:
         compiled = self._compile(statement)
         # Both drivers' connections execute directly (sqlite3 and psycopg 3).
         self.connection.execute(compiled.sql, compiled.parameters(values)).close()
@@ -193,7 +197,7 @@ class Writer:
             cursor.close()
 
     def rows(
-        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}
+        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = _NO_VALUES
     ) -> list[Row]:
         compiled = self._compile(statement)
         cursor = self.connection.execute(compiled.sql, compiled.parameters(values))
@@ -203,7 +207,7 @@ class Writer:
             cursor.close()
 
     def first(
-        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = {}
+        self, statement: Statement | ClauseElement, values: Mapping[str, Any] = _NO_VALUES
     ) -> Row | None:
         found = self.rows(statement, values)
         return found[0] if found else None

@@ -41,3 +41,13 @@ def test_unexpected_errors_are_500_with_the_same_shape(app, client, monkeypatch)
     assert response.status_code == 500
     assert response.get_json()["error"] == "server_error"
     assert "ZeroDivision" not in response.get_data(as_text=True)  # no internals leak
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/workflows?q=%00", "/api/workflows?q=a%00b&engine=snakemake", "/workflow/a%00b"],
+)
+def test_nul_characters_in_the_url_are_refused(client, url):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "The URL contains a NUL character."
