@@ -9,23 +9,10 @@ from urllib.parse import parse_qsl
 from flask import Request
 
 from ..errors import ApiError
+from ..normalize import coerce
 
-# Real payloads nest a handful of levels (Nextflow params, manifests); anything much deeper is
-# refused rather than silently flattened when stored.
-MAX_DEPTH = 64
-
-
-def _too_deep(value: Any) -> bool:
-    """Whether a parsed JSON value nests deeper than MAX_DEPTH (iteratively: no recursion)."""
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        # Only containers go on the stack: most values are scalars.
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+# Anything deeper than what is stored whole is refused rather than silently cut when stored.
+MAX_DEPTH = coerce.MAX_JSON_DEPTH
 
 
 def json_object(request: Request, required: bool = True) -> dict[str, Any]:
@@ -44,7 +31,7 @@ def json_object(request: Request, required: bool = True) -> dict[str, Any]:
         raise ApiError(400, f"The request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    if _too_deep(value):
+    if coerce.nests_deeper_than(value, MAX_DEPTH):
         raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.")
     return value
 

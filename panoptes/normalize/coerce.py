@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 INT64_MAX = 2**63 - 1
+# Real documents nest a handful of levels (Nextflow params, manifests); deeper is cut.
+MAX_JSON_DEPTH = 64
 INT32_MAX = 2**31 - 1
 # Free texts (config, error reports) are kept whole up to the largest accepted body.
 MAX_TEXT = 64 * 1024 * 1024
@@ -145,29 +147,56 @@ _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = b"0" * 19
 
 
-def json_text(value: Any) -> tuple[Any, str]:
-    """``json_safe(value)`` and its JSON text, for storing a whole request body.
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether dicts and lists nest more than ``limit`` levels (iteratively: no recursion;
+    only containers are visited)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
-    One serialisation at C speed tells whether the walk of every value is needed, which it
-    rarely is; the text is then stored as is instead of being serialised again. Bodies are
-    already at most 64 levels deep (``ingest/body.py`` refuses deeper ones).
+
+def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
+    """The JSON text of ``value`` if ``json_safe`` would not change it, else None.
+
+    One serialisation at C speed (and a look at containers only, unless ``depth_checked``)
+    instead of a walk of every value, which is rarely needed.
     """
+    if not depth_checked and nests_deeper_than(value, MAX_JSON_DEPTH):
+        return None
     try:
         serialised = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        pass
-    else:
-        # json.dumps escapes every non-ASCII character, NUL as \\u0000.
-        digits = serialised.encode("ascii").translate(_DIGITS_AS_ZEROS)
-        if "\\u0000" not in serialised and _NINETEEN_DIGITS not in digits:
-            return value, serialised
+        return None
+    # json.dumps escapes every non-ASCII character, NUL as \\u0000.
+    digits = serialised.encode("ascii").translate(_DIGITS_AS_ZEROS)
+    if "\\u0000" in serialised or _NINETEEN_DIGITS in digits:
+        return None
+    return serialised
+
+
+def json_text(value: Any) -> tuple[Any, str]:
+    """``json_safe(value)`` and its JSON text, for storing a whole request body: the text is
+    stored as it is instead of being serialised again. Bodies are at most ``MAX_JSON_DEPTH``
+    levels deep already (``ingest/body.py`` refuses deeper ones)."""
+    serialised = _stored_as_is(value, depth_checked=True)
+    if serialised is not None:
+        return value, serialised
     safe = json_safe(value)
     return safe, json.dumps(safe)
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:
-    """A copy of a JSON value that any database can store: no NULs, bounded depth."""
-    if depth > 64:
+    """A JSON value that any database can store: no NULs, no non-finite numbers, integers
+    beyond 64 bits as text, at most ``MAX_JSON_DEPTH`` levels. Documents that need no change
+    (nearly all) are returned as they are, others as a changed copy."""
+    if depth == 0 and isinstance(value, dict | list) and _stored_as_is(value) is not None:
+        return value
+    if depth > MAX_JSON_DEPTH:
         return None
     if isinstance(value, str):
         return value.replace("\x00", "") if "\x00" in value else value

@@ -72,3 +72,16 @@ def test_json_text_walks_values_that_need_it(value, expected):
     safe, text = coerce.json_text(value)
     assert safe == expected == coerce.json_safe(value)
     assert json.loads(text) == expected
+
+
+def test_json_safe_returns_clean_documents_as_they_are_and_still_cuts_deep_ones():
+    clean = {"processes": [{"name": "align", "succeeded": 3}], "pending": 0}
+    assert coerce.json_safe(clean) is clean
+    deep: list = []
+    innermost = deep
+    for _ in range(70):
+        innermost.append([])
+        innermost = innermost[0]
+    cut = coerce.json_safe(deep)
+    assert cut is not deep and not coerce.nests_deeper_than(cut, coerce.MAX_JSON_DEPTH + 1)
+    assert coerce.nests_deeper_than(deep, coerce.MAX_JSON_DEPTH)
