@@ -54,8 +54,9 @@ class Compiled:
     # (name, name sent to the driver, processor, default value), in parameter order
     binds: tuple[tuple[str, str, Processor, Any], ...]
     columns: tuple[tuple[str, TypeEngine[Any]], ...]  # a SELECT's (key, type), else empty
-    # A SELECT's (key, result processor): known once the driver has described its columns.
-    readers: tuple[tuple[str, Processor], ...] | None = None
+    # A SELECT's columns that need converting, with their result processors: known once the
+    # driver has described the columns.
+    readers: tuple[tuple[str, Callable[[Any], Any]], ...] | None = None
 
     @classmethod
     def of(
@@ -105,16 +106,20 @@ class Compiled:
         readers = self.readers
         if readers is None:  # the driver's type codes choose some conversions (PostgreSQL)
             readers = self.readers = tuple(
-                (key, type_.result_processor(dialect, described[1]))
+                (key, convert)
                 for (key, type_), described in zip(self.columns, cursor.description, strict=True)
+                if (convert := type_.result_processor(dialect, described[1])) is not None
             )
-        return [
-            Row(
-                (key, value if processor is None or value is None else processor(value))
-                for (key, processor), value in zip(readers, values, strict=True)
-            )
-            for values in fetched
-        ]
+        keys = [key for key, _ in self.columns]
+        rows = []
+        for values in fetched:
+            row = Row(zip(keys, values, strict=True))
+            for key, to_python in readers:
+                value = row[key]
+                if value is not None:
+                    row[key] = to_python(value)
+            rows.append(row)
+        return rows
 
 
 def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:

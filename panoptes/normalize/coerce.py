@@ -151,12 +151,14 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     """Whether dicts and lists nest more than ``limit`` levels (iteratively: no recursion;
     only containers are visited)."""
     stack = [(value, 1)] if isinstance(value, dict | list) else []
+    push = stack.append
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        for child in item.values() if isinstance(item, dict) else item:
+            if child.__class__ is dict or child.__class__ is list:  # decoded JSON: exact types
+                push((child, depth + 1))
     return False
 
 
