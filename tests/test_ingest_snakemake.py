@@ -1,7 +1,7 @@
 """The panoptes protocol through Flask's client, replaying what real Snakemake clients sent."""
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -411,3 +411,18 @@ def test_large_batches_are_deduplicated_across_lookups(app, client):
     assert again.get_json() == {"workflow_id": workflow_id, "accepted": 1100, "duplicates": 1100}
     run = workflow(client, workflow_id)
     assert (run["jobs_done"], run["jobs_total"]) == (1100, 1100)
+
+
+def test_form_bodies_decode_leniently_and_keep_the_first_of_repeated_fields(app, client):
+    """As werkzeug's form parser does: bytes that are not UTF-8 become U+FFFD, and a field
+    sent twice counts once, the first time."""
+    workflow_id = new_run(client)["id"]
+    message = quote('{"level": "info", "msg": "caf') + "%FF" + quote('"}')
+    body = f"msg={message}&id={workflow_id}&id=someone-else&timestamp=x".encode()
+    response = client.post(
+        "/update_workflow_status", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    stored = raw_events(app, workflow_id)[-1]
+    assert json.loads(stored.body["msg"])["msg"] == "caf\ufffd"
+    assert stored.workflow_id == workflow_id
