@@ -57,10 +57,14 @@ def test_values_convert_as_sqlalchemy_converts_them(app):
 
 
 def test_a_failed_transaction_leaves_nothing_behind(app):
-    with app.app_context():
-        with pytest.raises(RuntimeError), driver.transaction(db.engine, True) as writer:
+    def fail_half_way() -> None:
+        with driver.transaction(db.engine, True) as writer:
             writer.execute(INSERT_RAW, raw_event("W1", {}))
             raise RuntimeError("the handler failed half-way")
+
+    with app.app_context():
+        with pytest.raises(RuntimeError, match="half-way"):
+            fail_half_way()
         assert db.session.scalars(select(RawEvent)).all() == []
 
 
