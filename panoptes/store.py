@@ -70,13 +70,13 @@ _RAW_EVENTS = cast(Table, RawEvent.__table__)
 _NEW_JOB = {column.key: None for column in _JOBS.columns if column.key != "pk"}
 _RAW_EVENT_COLUMNS = [column.key for column in _RAW_EVENTS.columns if column.key != "pk"]
 _WORKFLOW_COLUMNS = [column.key for column in _WORKFLOWS.columns if column.key != "pk"]
-# Statements of the hot path, built and compiled once: building a statement per event (and
-# its cache key) cost more than executing it.
 # Columns that events only ever write (documents that can be large: parameters, DAGs,
 # statistics) are not read back with the run's state; a change writes them all the same.
 _WRITE_ONLY_COLUMNS = frozenset(
     {"params", "config", "dag", "stats", "metrics", "progress_detail", "error_report"}
 )
+# Statements of the hot path, built and compiled once: building a statement per event (and
+# its cache key) cost more than executing it.
 _SELECT_LOCKED = Statement(
     select(*(c for c in _WORKFLOWS.columns if c.key not in _WRITE_ONLY_COLUMNS))
     .where(_WORKFLOWS.c.id == bindparam("workflow_id"))
@@ -293,17 +293,17 @@ def snakemake_batch(
     """Our plugin's batch: all events in one transaction, re-sent event ids skipped."""
     received_at = received_at or utcnow()
     # Everything that does not depend on the database happens before taking the write turn.
-    candidates: list[tuple[str | None, Any, str, list[Event]]] = []
+    candidates: list[tuple[str | None, str, list[Event]]] = []
     for event in events:
         key = None if event.get("event_id") is None else str(event["event_id"])
         body, serialised = json_text(dict(event))
-        candidates.append((key, body, serialised, snakemake.parse_message(body, received_at)))
-    keys = sorted({key for key, _, _, _ in candidates if key is not None})
+        candidates.append((key, serialised, snakemake.parse_message(body, received_at)))
+    keys = sorted({key for key, _, _ in candidates if key is not None})
     with _writing() as writer:
         unit = _Unit.of(writer, _lock_workflow(writer, workflow_id, Engine.SNAKEMAKE, received_at))
         seen = _seen_event_ids(writer, workflow_id, keys)
         fresh = []
-        for key, _, serialised, parsed in candidates:
+        for key, serialised, parsed in candidates:
             if key is not None:
                 if key in seen:
                     continue
