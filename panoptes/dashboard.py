@@ -72,9 +72,9 @@ class _AggregateCache:
 
 
 def _aggregates() -> _AggregateCache:
-    cache: _AggregateCache = current_app.extensions.setdefault(
-        "panoptes_aggregates", _AggregateCache()
-    )
+    cache: _AggregateCache | None = current_app.extensions.get("panoptes_aggregates")
+    if cache is None:  # first use in this app; a race only builds one more, unused
+        cache = current_app.extensions.setdefault("panoptes_aggregates", _AggregateCache())
     return cache
 
 

@@ -98,11 +98,8 @@ class Compiled:
         }
 
     def rows(self, dialect: Dialect, cursor: Any) -> list[Row]:
-        """The fetched rows, converted as SQLAlchemy would."""
+        """A SELECT's fetched rows, converted as SQLAlchemy would."""
         fetched = cursor.fetchall()
-        if not self.columns:
-            names = [column[0] for column in cursor.description or ()]
-            return [Row(zip(names, values, strict=True)) for values in fetched]
         readers = self.readers
         if readers is None:  # the driver's type codes choose some conversions (PostgreSQL)
             readers = self.readers = tuple(
