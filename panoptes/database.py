@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,29 +28,57 @@ class _WriterQueue:
     sleeps past the moment the lock is free: that made the slowest requests hundreds of ms
     under load (bench/PROFILES.md). A thread lock orders this process's threads; an flock on
     ``<database>.write-lock`` orders the processes.
+
+    One queue per engine and process. Its lock file stays open (opening it per write cost two
+    system calls per event) until the engine is gone; an flock belongs to the open file, so
+    two engines on one database still exclude each other.
     """
 
     def __init__(self, database: str) -> None:
         self.path = database + ".write-lock"
         self.threads = threading.Lock()
+        self._descriptor: int | None = None
+        self._opened = False
+
+    def _lock_file(self) -> int | None:
+        """The open lock file (None: it cannot be created); called holding ``threads``."""
+        if not self._opened:
+            self._opened = True
+            try:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                self._descriptor = os.open(self.path, flags, 0o644)
+            except OSError:  # a read-only directory: SQLite's own locking still applies
+                return None
+            weakref.finalize(self, os.close, self._descriptor)
+        return self._descriptor
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         with self.threads:
-            try:
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
-            except OSError:  # a read-only directory: SQLite's own locking still applies
+            descriptor = self._lock_file()
+            if descriptor is None:
                 yield
                 return
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
                 yield
             finally:
-                os.close(descriptor)  # which unlocks
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
-_QUEUES: dict[str, _WriterQueue] = {}
+_QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
 _QUEUES_LOCK = threading.Lock()
+
+
+def _forget_queues() -> None:
+    """A forked child (a gunicorn worker) starts with queues of its own: the parent's thread
+    locks may be held at the fork, and its open lock files would be shared with the child."""
+    global _QUEUES_LOCK
+    _QUEUES_LOCK = threading.Lock()
+    _QUEUES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_queues)
 
 
 @contextlib.contextmanager
@@ -59,8 +88,10 @@ def writer_turn(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with _QUEUES_LOCK:
-        queue = _QUEUES.setdefault(database, _WriterQueue(database))
+    queue = _QUEUES.get(engine)
+    if queue is None:
+        with _QUEUES_LOCK:
+            queue = _QUEUES.setdefault(engine, _WriterQueue(database))
     with queue.held():
         yield
 
