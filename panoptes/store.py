@@ -342,7 +342,9 @@ def _seen_event_ids(writer: Writer, workflow_id: str, keys: Sequence[str]) -> se
     return seen
 
 
-def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -> str:
+def tower_create(
+    body: Mapping[str, Any], text: str | None = None, received_at: datetime | None = None
+) -> str:
     """``POST /trace/create``: a new run, or the one Platform launched (``workflowId``);
     its id."""
     requested = body.get("workflowId")
@@ -351,19 +353,27 @@ def tower_create(body: Mapping[str, Any], received_at: datetime | None = None) -
         if isinstance(requested, str) and requested and is_valid_workflow_id(requested)
         else new_workflow_id()
     )
-    return tower_event("create", workflow_id, body, received_at)
+    return tower_event("create", workflow_id, body, received_at, text)
 
 
 def tower_event(
-    kind: str, workflow_id: str, body: Mapping[str, Any], received_at: datetime | None = None
+    kind: str,
+    workflow_id: str,
+    body: Mapping[str, Any],
+    received_at: datetime | None = None,
+    text: str | None = None,
 ) -> str:
     """Any trace call; an id the hub does not know creates the run (after a database reset).
-    Returns the run's id."""
+    Returns the run's id. ``text``: the body as received, when it can be stored as it is
+    (``coerce.parse_received``)."""
     received_at = received_at or utcnow()
-    stored, serialised = json_text(dict(body))
-    events = tower.parse(kind, stored, received_at)  # before taking the write turn
+    if text is None:
+        stored, text = json_text(dict(body))
+    else:
+        stored = body
+    events = tower.parse(kind, stored, received_at, checked=True)  # before the write turn
     with _writing() as writer:
-        raw = _record(writer, Engine.NEXTFLOW, kind, workflow_id, stored, received_at, serialised)
+        raw = _record(writer, Engine.NEXTFLOW, kind, workflow_id, stored, received_at, text)
         return str(_applied(writer, raw, events).id)
 
 
@@ -601,7 +611,7 @@ def _apply(writer: Writer, raw: Row, parsed: Sequence[Event] | None = None) -> R
                 message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
                 events = snakemake.parse_message(message, at)
             else:
-                events = tower.parse(raw.kind, body, at)
+                events = tower.parse(raw.kind, body, at, checked=True)  # stored: safe
             _apply_events(unit, engine, events, at)
     unit.flush()
     return unit.workflow

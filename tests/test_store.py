@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import Text, cast, inspect, select
 
 from panoptes import store
 from panoptes.extensions import db
@@ -139,3 +139,23 @@ def test_generated_ids_fit_tower():
     ids = {store.new_workflow_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 14 and i.isalnum() and i.isascii() for i in ids)
+
+
+def test_raw_events_keep_a_body_as_sent_unless_it_needs_making_storable(app, client):
+    sent = b'{"runName": "as-sent",   "z": 1, "a": [1.50, "na\xc3\xafve"]}'
+    odd = b'{"runName": "odd", "x": 1e400, "y": NaN}'
+    ids = [
+        client.post("/trace/create", data=body, content_type="application/json").get_json()[
+            "workflowId"
+        ]
+        for body in (sent, odd)
+    ]
+    with app.app_context():
+        stored = [
+            db.session.scalar(
+                select(cast(RawEvent.body, Text)).where(RawEvent.workflow_id == workflow_id)
+            )
+            for workflow_id in ids
+        ]
+    assert stored[0] == sent.decode()  # the text itself: spacing, key order, 1.50
+    assert json.loads(stored[1]) == {"runName": "odd", "x": None, "y": None}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,20 +19,28 @@ def json_object(request: Request, required: bool = True) -> dict[str, Any]:
 
     Nextflow before 25.08 escapes non-ASCII, later sends UTF-8; both parse from the raw bytes.
     """
+    return json_object_with_text(request, required)[0]
+
+
+def json_object_with_text(
+    request: Request, required: bool = True
+) -> tuple[dict[str, Any], str | None]:
+    """``json_object`` and the body's own text if it can be stored as it is
+    (``coerce.parse_received``)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if required:
             raise ApiError(400, "The request body is empty; a JSON object was expected.")
-        return {}
+        return {}, None
     try:
-        value = json.loads(raw)
+        value, text = coerce.parse_received(raw)
     except (ValueError, RecursionError) as error:
         raise ApiError(400, f"The request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     if coerce.nests_deeper_than(value, MAX_DEPTH):
         raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.")
-    return value
+    return value, text
 
 
 def json_or_form(request: Request) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import store
 from ..errors import ApiError
-from .body import json_object
+from .body import json_object_with_text
 
 bp = Blueprint("tower", __name__)
 
@@ -30,9 +30,9 @@ def _checked_id(workflow_id: str) -> str:
 
 
 def _event(kind: str, workflow_id: str) -> str:
-    body = json_object(request)
+    body, text = json_object_with_text(request)
     try:
-        return store.tower_event(kind, _checked_id(workflow_id), body)
+        return store.tower_event(kind, _checked_id(workflow_id), body, text=text)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
 
@@ -40,7 +40,7 @@ def _event(kind: str, workflow_id: str) -> str:
 @bp.post("/trace/create")
 def create() -> Response:
     """A new run; Nextflow needs ``workflowId`` back (and prints nothing else)."""
-    workflow_id = store.tower_create(json_object(request))
+    workflow_id = store.tower_create(*json_object_with_text(request))
     return jsonify(workflowId=workflow_id, watchUrl=_watch_url(workflow_id))
 
 

@@ -181,6 +181,39 @@ def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
     return serialised
 
 
+def parse_received(raw: bytes) -> tuple[Any, str | None]:
+    """A request body parsed as JSON (``json.loads``' errors pass), and the body's own text if
+    it can be stored as it is, else None (then store ``json_text`` of the value).
+
+    The checks ``_stored_as_is`` makes on a serialisation, made on the bytes received, so that
+    a body is not serialised again: non-finite numbers (``NaN``, ``1e400``) are seen while
+    parsing; the rest is a look at the bytes. Any doubt (an escaped backslash before
+    "u0000", a hex digest of 19 digits, an encoding other than UTF-8) only costs that
+    serialisation.
+    """
+    finite = True
+
+    def parse_float(literal: str) -> float:
+        nonlocal finite
+        value = float(literal)
+        finite = finite and math.isfinite(value)
+        return value
+
+    def parse_constant(name: str) -> float:  # NaN, Infinity, -Infinity
+        nonlocal finite
+        finite = False
+        return float(name)
+
+    value = json.loads(raw, parse_float=parse_float, parse_constant=parse_constant)
+    if not finite or b"\\u0000" in raw or _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+        return value, None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value, None
+    return value, None if text.startswith("\ufeff") else text
+
+
 def json_text(value: Any) -> tuple[Any, str]:
     """``json_safe(value)`` and its JSON text, for storing a whole request body: the text is
     stored as it is instead of being serialised again. Bodies are at most ``MAX_JSON_DEPTH``

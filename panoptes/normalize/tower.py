@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from .schema import (
     WorkflowStatus,
 )
 
+_Safe = Callable[[Any], Any]
 KINDS = ("create", "begin", "progress", "heartbeat", "complete")
 # Java's Integer.MAX_VALUE: the task has not finished.
 EXIT_NOT_FINISHED = 2**31 - 1
@@ -82,33 +84,40 @@ _WORKFLOW_EXTRA = (
 )
 
 
-def parse(kind: str, body: Any, received_at: datetime) -> list[Event]:
-    """Events for one trace request. Never raises on a dict body."""
+def parse(kind: str, body: Any, received_at: datetime, checked: bool = False) -> list[Event]:
+    """Events for one trace request. Never raises on a dict body.
+
+    ``checked``: the body is already JSON any database stores as it is (``coerce.json_text``
+    made it so), so its documents are kept without checking them again.
+    """
     if not isinstance(body, dict):
         return [Heartbeat(at=received_at)]
+    safe = _unchanged if checked else coerce.json_safe
     at = coerce.epoch_millis(body.get("instant")) or received_at
     if kind == "create":
-        return [_create_info(body, at)]
+        return [_create_info(body, at, safe)]
     events: list[Event] = []
     workflow = body.get("workflow")
     if kind in ("begin", "complete") and isinstance(workflow, dict):
-        events.append(_workflow_info(workflow, body, at))
+        events.append(_workflow_info(workflow, body, at, safe))
     if kind == "progress":
         tasks = body.get("tasks")
         if isinstance(tasks, list):
-            events.extend(update for t in tasks if (update := _task(t, at)) is not None)
-    progress = _progress(body.get("progress"), at)
+            events.extend(update for t in tasks if (update := _task(t, at, safe)) is not None)
+    progress = _progress(body.get("progress"), at, safe)
     if progress is not None:
         events.append(progress)
     if kind == "complete":
-        events.append(_outcome(workflow if isinstance(workflow, dict) else {}, body, at))
+        events.append(_outcome(workflow if isinstance(workflow, dict) else {}, body, at, safe))
     return events or [Heartbeat(at=at)]
 
 
-def _create_info(body: dict[str, Any], at: datetime) -> WorkflowInfo:
-    extra = {
-        key: coerce.json_safe(body[key]) for key in ("repository",) if body.get(key) is not None
-    }
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _create_info(body: dict[str, Any], at: datetime, safe: _Safe) -> WorkflowInfo:
+    extra = {key: safe(body[key]) for key in ("repository",) if body.get(key) is not None}
     return WorkflowInfo(
         at=at,
         name=coerce.text(body.get("runName"), limit=255),
@@ -119,11 +128,13 @@ def _create_info(body: dict[str, Any], at: datetime) -> WorkflowInfo:
     )
 
 
-def _workflow_info(workflow: dict[str, Any], body: dict[str, Any], at: datetime) -> WorkflowInfo:
+def _workflow_info(
+    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: _Safe
+) -> WorkflowInfo:
     nextflow = coerce.mapping(workflow.get("nextflow")) or {}
     manifest = coerce.mapping(workflow.get("manifest")) or {}
     extra = {
-        key: coerce.json_safe(workflow[key])
+        key: safe(workflow[key])
         for key in _WORKFLOW_EXTRA
         if workflow.get(key) not in (None, [], {})
     }
@@ -145,9 +156,9 @@ def _workflow_info(workflow: dict[str, Any], body: dict[str, Any], at: datetime)
         revision=coerce.text(workflow.get("revision") or workflow.get("commitId"), limit=255),
         engine_version=coerce.text(nextflow.get("version"), limit=64),
         session_id=coerce.text(workflow.get("sessionId"), limit=64),
-        params=coerce.json_safe(params) if params is not None else None,
+        params=safe(params) if params is not None else None,
         config=coerce.text(workflow.get("configText")),
-        dag=coerce.json_safe(body["dag"]) if isinstance(body.get("dag"), dict) else None,
+        dag=safe(body["dag"]) if isinstance(body.get("dag"), dict) else None,
         extra=extra or None,
     )
 
@@ -160,7 +171,7 @@ def task_status(raw_status: Any, error_action: Any) -> JobStatus | None:
     return status
 
 
-def _task(task: Any, at: datetime) -> JobUpdate | None:
+def _task(task: Any, at: datetime, safe: _Safe) -> JobUpdate | None:
     if not isinstance(task, dict):
         return None
     task_id = coerce.integer(task.get("taskId"))
@@ -170,7 +181,7 @@ def _task(task: Any, at: datetime) -> JobUpdate | None:
     if exit_code == EXIT_NOT_FINISHED:
         exit_code = None
     extra = {
-        name: coerce.json_safe(task[key])
+        name: safe(task[key])
         for key, name in _TASK_EXTRA.items()
         if task.get(key) not in (None, [], "")
     }
@@ -202,7 +213,7 @@ def _task(task: Any, at: datetime) -> JobUpdate | None:
     )
 
 
-def _progress(progress: Any, at: datetime) -> WorkflowProgress | None:
+def _progress(progress: Any, at: datetime, safe: _Safe) -> WorkflowProgress | None:
     if not isinstance(progress, dict):
         return None
     counts = {
@@ -222,11 +233,13 @@ def _progress(progress: Any, at: datetime) -> WorkflowProgress | None:
         at=at,
         done=counts["succeeded"] + counts["cached"],
         total=max(total, 0),
-        detail=coerce.json_safe(progress),
+        detail=safe(progress),
     )
 
 
-def _outcome(workflow: dict[str, Any], body: dict[str, Any], at: datetime) -> WorkflowOutcome:
+def _outcome(
+    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: _Safe
+) -> WorkflowOutcome:
     success = workflow.get("success") is True
     return WorkflowOutcome(
         at=at,
@@ -235,10 +248,6 @@ def _outcome(workflow: dict[str, Any], body: dict[str, Any], at: datetime) -> Wo
         error_message=None if success else coerce.text(workflow.get("errorMessage")),
         error_report=None if success else coerce.text(workflow.get("errorReport")),
         exit_status=coerce.integer(workflow.get("exitStatus"), coerce.INT32_MAX),
-        stats=coerce.json_safe(workflow["stats"])
-        if isinstance(workflow.get("stats"), dict)
-        else None,
-        metrics=coerce.json_safe(body["metrics"])
-        if isinstance(body.get("metrics"), list)
-        else None,
+        stats=safe(workflow["stats"]) if isinstance(workflow.get("stats"), dict) else None,
+        metrics=safe(body["metrics"]) if isinstance(body.get("metrics"), list) else None,
     )

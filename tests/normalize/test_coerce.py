@@ -85,3 +85,35 @@ def test_json_safe_returns_clean_documents_as_they_are_and_still_cuts_deep_ones(
     cut = coerce.json_safe(deep)
     assert cut is not deep and not coerce.nests_deeper_than(cut, coerce.MAX_JSON_DEPTH + 1)
     assert coerce.nests_deeper_than(deep, coerce.MAX_JSON_DEPTH)
+
+
+def test_parse_received_keeps_the_text_of_bodies_that_need_no_change():
+    raw = '{"b": 1,  "a": "naïve", "pcpu": 98.5, "hash": "59/e06cf8", "big": 1e300}'.encode()
+    value, text = coerce.parse_received(raw)
+    assert text == raw.decode()
+    assert json.loads(text) == value == json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": NaN}',
+        b'{"a": [-Infinity]}',
+        b'{"a": 1e400}',
+        b'{"a": "x\\u0000"}',
+        b'{"a": 12345678901234567890}',
+        '\ufeff{"a": 1}'.encode(),
+        '{"a": "é"}'.encode("utf-16"),
+    ],
+)
+def test_parse_received_leaves_bodies_that_need_a_change_to_json_text(raw):
+    value, text = coerce.parse_received(raw)
+    assert text is None
+    assert json.dumps(value) == json.dumps(json.loads(raw))
+    safe, stored = coerce.json_text(value)
+    assert json.loads(stored) == safe == coerce.json_safe(value)
+
+
+def test_parse_received_raises_what_json_loads_raises():
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        coerce.parse_received(b'{"a": ')
