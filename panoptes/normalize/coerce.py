@@ -38,6 +38,8 @@ def text(value: Any, limit: int = MAX_TEXT) -> str | None:
 
 def integer(value: Any, maximum: int = INT64_MAX) -> int | None:
     """An int within +-maximum, from an int, an integral float or a numeric string."""
+    if value.__class__ is int:  # the common case first: a JSON integer (bool is not int here)
+        return value if -maximum <= value <= maximum else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, float):
@@ -103,22 +105,32 @@ def iso_datetime(value: Any) -> datetime | None:
     """
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
+    try:  # what Nextflow sends parses as it is (Python 3.11 reads "Z" and 9 fraction digits)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _lenient_iso_datetime(value)
+        if parsed is None:
+            return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _lenient_iso_datetime(value: str) -> datetime | None:
+    """ISO 8601 with what ``datetime.fromisoformat`` refuses: spaces around it, a lower-case
+    "z", more than 6 fraction digits before "z"."""
     candidate = value.strip()
     if candidate.endswith(("Z", "z")):
         candidate = candidate[:-1] + "+00:00"
-    # Python accepts at most 6 fraction digits; Nextflow may send 9.
     if "." in candidate:
         head, _, tail = candidate.partition(".")
         digits = len(tail) - len(tail.lstrip("0123456789"))
         if digits > 6:
             candidate = head + "." + tail[:6] + tail[digits:]
     try:
-        parsed = datetime.fromisoformat(candidate)
+        return datetime.fromisoformat(candidate)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def str_list(value: Any) -> list[str] | None:

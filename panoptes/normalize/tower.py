@@ -174,41 +174,42 @@ def task_status(raw_status: Any, error_action: Any) -> JobStatus | None:
 def _task(task: Any, at: datetime, safe: _Safe) -> JobUpdate | None:
     if not isinstance(task, dict):
         return None
-    task_id = coerce.integer(task.get("taskId"))
+    get = task.get
+    task_id = coerce.integer(get("taskId"))
     if task_id is None:
         return None
-    exit_code = coerce.integer(task.get("exit"), coerce.INT32_MAX)
+    exit_code = coerce.integer(get("exit"), coerce.INT32_MAX)
     if exit_code == EXIT_NOT_FINISHED:
         exit_code = None
-    extra = {
-        name: safe(task[key])
-        for key, name in _TASK_EXTRA.items()
-        if task.get(key) not in (None, [], "")
-    }
+    extra = {}
+    for key, name in _TASK_EXTRA.items():
+        value = get(key)
+        if value is not None and value != "" and value != []:
+            extra[name] = safe(value)
     fields: dict[str, Any] = {
-        "name": coerce.text(task.get("process"), limit=255),
-        "tag": coerce.text(task.get("tag"), limit=255),
-        "submitted_at": coerce.iso_datetime(task.get("submit")),
-        "started_at": coerce.iso_datetime(task.get("start")),
-        "completed_at": coerce.iso_datetime(task.get("complete")),
+        "name": coerce.text(get("process"), limit=255),
+        "tag": coerce.text(get("tag"), limit=255),
+        "submitted_at": coerce.iso_datetime(get("submit")),
+        "started_at": coerce.iso_datetime(get("start")),
+        "completed_at": coerce.iso_datetime(get("complete")),
         "exit_code": exit_code,
-        "command": coerce.text(task.get("script")),
-        "work_dir": coerce.text(task.get("workdir")),
-        "attempt": coerce.integer(task.get("attempt"), coerce.INT32_MAX),
-        "cpus": coerce.integer(task.get("cpus"), coerce.INT32_MAX),
-        "memory_bytes": coerce.integer(task.get("memory")),
-        "time_ms": coerce.integer(task.get("time")),
-        "realtime_ms": coerce.integer(task.get("realtime")),
-        "pcpu": coerce.number(task.get("pcpu")),
-        "peak_rss": coerce.integer(task.get("peakRss")),
-        "read_bytes": coerce.integer(task.get("rchar")),
-        "write_bytes": coerce.integer(task.get("wchar")),
+        "command": coerce.text(get("script")),
+        "work_dir": coerce.text(get("workdir")),
+        "attempt": coerce.integer(get("attempt"), coerce.INT32_MAX),
+        "cpus": coerce.integer(get("cpus"), coerce.INT32_MAX),
+        "memory_bytes": coerce.integer(get("memory")),
+        "time_ms": coerce.integer(get("time")),
+        "realtime_ms": coerce.integer(get("realtime")),
+        "pcpu": coerce.number(get("pcpu")),
+        "peak_rss": coerce.integer(get("peakRss")),
+        "read_bytes": coerce.integer(get("rchar")),
+        "write_bytes": coerce.integer(get("wchar")),
         "extra": extra or None,
     }
     return JobUpdate(
         at=at,
         key=str(task_id),
-        status=task_status(task.get("status"), task.get("errorAction")),
+        status=task_status(get("status"), get("errorAction")),
         fields={k: v for k, v in fields.items() if v is not None},
     )
 
