@@ -288,15 +288,19 @@ def snakemake_update(
 
 
 def snakemake_batch(
-    workflow_id: str, events: Sequence[Mapping[str, Any]], received_at: datetime | None = None
+    workflow_id: str,
+    events: Sequence[Mapping[str, Any]],
+    received_at: datetime | None = None,
+    checked: bool = False,
 ) -> BatchResult:
-    """Our plugin's batch: all events in one transaction, re-sent event ids skipped."""
+    """Our plugin's batch: all events in one transaction, re-sent event ids skipped.
+    ``checked``: the request body was found storable as it is (``coerce.parse_received``)."""
     received_at = received_at or utcnow()
     # Everything that does not depend on the database happens before taking the write turn.
     candidates: list[tuple[str | None, str, list[Event]]] = []
     for event in events:
         key = None if event.get("event_id") is None else str(event["event_id"])
-        body, serialised = json_text(dict(event))
+        body, serialised = json_text(dict(event), checked)
         candidates.append((key, serialised, snakemake.parse_message(body, received_at)))
     keys = sorted({key for key, _, _ in candidates if key is not None})
     with _writing() as writer:

@@ -426,3 +426,33 @@ def test_form_bodies_decode_leniently_and_keep_the_first_of_repeated_fields(app,
     stored = raw_events(app, workflow_id)[-1]
     assert json.loads(stored.body["msg"])["msg"] == "caf\ufffd"
     assert stored.workflow_id == workflow_id
+
+
+@pytest.mark.parametrize("odd", [None, "NaN", "1e400", '"a\\u0000b"', "123456789012345678901"])
+def test_batches_store_every_event_storable_whatever_one_of_them_holds(app, client, odd):
+    """A clean batch's events are stored as sent; one odd value in a batch makes that value
+    storable (null, text without NUL, a big number as text) and leaves the rest alone."""
+    workflow_id = new_run(client)["id"]
+    extra = "" if odd is None else f', "odd": {odd}'
+    raw = (
+        f'{{"workflow_id": "{workflow_id}", "events": ['
+        f'{{"event_id": "e1", "level": "job_info", "jobid": 1, "name": "a"{extra}}},'
+        '{"event_id": "e2", "level": "job_finished", "jobid": 1, "note": "naïve"}]}'
+    )
+    response = client.post(
+        "/api/snakemake/events", data=raw.encode(), content_type="application/json"
+    )
+    assert response.get_json()["accepted"] == 2
+    stored = [event.body for event in raw_events(app, workflow_id)[1:]]
+    expected_odd = {None: None, "NaN": None, "1e400": None, '"a\\u0000b"': "ab"}.get(
+        odd, "123456789012345678901"
+    )
+    assert stored[0] == {
+        "event_id": "e1",
+        "level": "job_info",
+        "jobid": 1,
+        "name": "a",
+        **({} if odd is None else {"odd": expected_odd}),
+    }
+    assert stored[1] == {"event_id": "e2", "level": "job_finished", "jobid": 1, "note": "naïve"}
+    assert jobs(client, workflow_id)["1"]["status"] == "Done"

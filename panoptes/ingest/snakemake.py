@@ -17,7 +17,7 @@ from .. import serializers, store
 from ..config import stale_after
 from ..errors import ApiError
 from ..normalize import snakemake as normalize
-from .body import json_object, json_or_form
+from .body import json_object_with_text, json_or_form
 
 bp = Blueprint("snakemake", __name__)
 
@@ -118,12 +118,13 @@ def update_workflow_status() -> Response:
 @bp.post("/api/snakemake/events")
 def snakemake_events() -> Response:
     """Many events in one request and one transaction; re-sent ``event_id`` values are skipped."""
+    body, text = json_object_with_text(request)
     try:
-        batch = BatchIn.model_validate(json_object(request))
+        batch = BatchIn.model_validate(body)
     except ValidationError as error:
         raise ApiError.from_validation(error) from None
     try:
-        result = store.snakemake_batch(batch.workflow_id, batch.events)
+        result = store.snakemake_batch(batch.workflow_id, batch.events, checked=text is not None)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return jsonify(

@@ -226,10 +226,15 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
     return value, None if text.startswith("\ufeff") else text
 
 
-def json_text(value: Any) -> tuple[Any, str]:
+def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
     """``json_safe(value)`` and its JSON text, for storing a whole request body: the text is
     stored as it is instead of being serialised again. Bodies are at most ``MAX_JSON_DEPTH``
-    levels deep already (``ingest/body.py`` refuses deeper ones)."""
+    levels deep already (``ingest/body.py`` refuses deeper ones).
+
+    ``checked``: ``value`` is part of a body ``parse_received`` found storable as it is.
+    """
+    if checked:
+        return value, json.dumps(value)
     serialised = _stored_as_is(value, depth_checked=True)
     if serialised is not None:
         return value, serialised
