@@ -47,3 +47,14 @@ def test_quick_harness_against_the_hub_only(tmp_path: Path) -> None:
     assert {"runs list (API)", "run page (dashboard)"} <= set(pages)
     assert all(page["status"] == 200 and page["n"] == 2 for page in pages.values())
     assert "## Targets" in (out / "RESULTS.md").read_text()
+
+
+def test_tower_floor_stores_every_task_and_reports_its_cost() -> None:
+    command = [
+        sys.executable, str(REPO / "bench" / "tower_floor.py"),
+        "--runs", "1", "--repeat", "1",
+    ]  # fmt: skip
+    answer = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-3000:]
+    assert answer.stdout.startswith("400 task updates in 50-task calls: ")
+    assert "µs per task update" in answer.stdout
