@@ -1,6 +1,7 @@
 """Every bad input gets a clear 4xx or is stored safely: never a 5xx, never a partial write."""
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
@@ -123,3 +124,50 @@ def test_wrong_types_in_envelopes(client):
         assert response.status_code == 400, body
     big = client.post("/api/snakemake/events", json={"workflow_id": "w", "events": [{}] * 10_001})
     assert big.status_code == 400
+
+
+# Lone UTF-16 surrogates: well-formed JSON (an escape without its pair, or the bytes of one),
+# which neither UTF-8 nor PostgreSQL's JSON can hold. Java strings can carry them.
+LONE_SURROGATES = [b"\\ud800", b"\\uDFFF", b"\xed\xa0\x80", b"\\ud83d\\ude00 and \\ud83d"]
+
+
+@pytest.mark.parametrize("surrogate", LONE_SURROGATES)
+def test_lone_surrogates_are_stored_as_replacement_characters(app, client, surrogate):
+    def text_with(prefix: bytes) -> bytes:
+        return b'"' + prefix + surrogate + b'"'
+
+    create = client.post(
+        "/trace/create",
+        data=b'{"runName": ' + text_with(b"run ") + b', "sessionId": "s"}',
+        content_type="application/json",
+    )
+    assert create.status_code == 200, create.get_data(as_text=True)
+    workflow_id = create.get_json()["workflowId"]
+    task = b'{"taskId": 1, "status": "RUNNING", "process": ' + text_with(b"p") + b"}"
+    progress = client.put(
+        f"/trace/{workflow_id}/progress",
+        data=b'{"tasks": [' + task + b'], "progress": {"note": ' + text_with(b"") + b"}}",
+        content_type="application/json",
+    )
+    assert progress.status_code == 200, progress.get_data(as_text=True)
+    run = client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]
+    assert run["name"].startswith("run ") and "\ufffd" in run["name"]
+    [job] = client.get(f"/api/workflow/{workflow_id}/jobs").get_json()["jobs"]
+    assert "\ufffd" in job["name"]
+
+    snakemake_id = client.get("/create_workflow").get_json()["id"]
+    message = b'{"level": "job_info", "jobid": 1, "name": ' + text_with(b"rule") + b"}"
+    update = client.post(
+        "/update_workflow_status",
+        data=urlencode({"msg": message, "id": snakemake_id}),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert update.status_code == 200, update.get_data(as_text=True)
+    batch = client.post(
+        "/api/snakemake/events",
+        data=b'{"workflow_id": "' + snakemake_id.encode() + b'", "events": [' + message + b"]}",
+        content_type="application/json",
+    )
+    assert batch.status_code == 200, batch.get_data(as_text=True)
+    [rule] = client.get(f"/api/workflow/{snakemake_id}/jobs").get_json()["jobs"]
+    assert "\ufffd" in rule["name"]

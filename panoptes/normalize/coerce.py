@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +32,21 @@ def text(value: Any, limit: int = MAX_TEXT) -> str | None:
         result = str(value)
     else:
         return None
-    if "\x00" in result:
-        result = result.replace("\x00", "")
-    return result[:limit]
+    return _storable(result)[:limit]
+
+
+# UTF-16 surrogates: a JSON escape without its pair ("\\ud800") parses to one, and neither
+# UTF-8 nor PostgreSQL's JSON can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    """``value`` without NUL characters and with lone surrogates replaced by U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii() and _SURROGATE.search(value):
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def integer(value: Any, maximum: int = INT64_MAX) -> int | None:
@@ -105,12 +118,13 @@ def iso_datetime(value: Any) -> datetime | None:
     """
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
+    parsed: datetime | None
     try:  # what Nextflow sends parses as it is (Python 3.11 reads "Z" and 9 fraction digits)
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = _lenient_iso_datetime(value)
-        if parsed is None:
-            return None
+    if parsed is None:
+        return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -186,9 +200,10 @@ def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
         serialised = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return None
-    # json.dumps escapes every non-ASCII character, NUL as \\u0000.
+    # json.dumps escapes every non-ASCII character: NUL as \\u0000, a lone surrogate (or one
+    # of the pair that writes a character beyond U+FFFF, which then costs the walk) as \\udXXX.
     digits = serialised.encode("ascii").translate(_DIGITS_AS_ZEROS)
-    if "\\u0000" in serialised or _NINETEEN_DIGITS in digits:
+    if "\\u0000" in serialised or "\\ud" in serialised or _NINETEEN_DIGITS in digits:
         return None
     return serialised
 
@@ -200,8 +215,8 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
     The checks ``_stored_as_is`` makes on a serialisation, made on the bytes received, so that
     a body is not serialised again: non-finite numbers (``NaN``, ``1e400``) are seen while
     parsing; the rest is a look at the bytes. Any doubt (an escaped backslash before
-    "u0000", a hex digest of 19 digits, an encoding other than UTF-8) only costs that
-    serialisation.
+    "u0000", a surrogate escape, a hex digest of 19 digits, an encoding other than UTF-8)
+    only costs that serialisation.
     """
     finite = True
 
@@ -217,7 +232,13 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
         return float(name)
 
     value = json.loads(raw, parse_float=parse_float, parse_constant=parse_constant)
-    if not finite or b"\\u0000" in raw or _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+    if (
+        not finite
+        or b"\\u0000" in raw
+        or b"\\ud" in raw  # a surrogate escape, perhaps a lone one
+        or b"\\uD" in raw
+        or _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZEROS)
+    ):
         return value, None
     try:
         text = raw.decode("utf-8")
@@ -251,7 +272,7 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if depth > MAX_JSON_DEPTH:
         return None
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return _storable(value)
     if isinstance(value, dict):
         return {
             json_safe(str(key), depth + 1): json_safe(item, depth + 1)

@@ -87,8 +87,9 @@ _WORKFLOW_EXTRA = (
 def parse(kind: str, body: Any, received_at: datetime, checked: bool = False) -> list[Event]:
     """Events for one trace request. Never raises on a dict body.
 
-    ``checked``: the body is already JSON any database stores as it is (``coerce.json_text``
-    made it so), so its documents are kept without checking them again.
+    ``checked``: the body is already JSON any database stores as it is (as
+    ``coerce.json_text`` returns it, or as ``coerce.parse_received`` found it), so its
+    documents are kept without checking them again.
     """
     if not isinstance(body, dict):
         return [Heartbeat(at=received_at)]

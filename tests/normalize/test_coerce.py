@@ -120,3 +120,14 @@ def test_parse_received_leaves_bodies_that_need_a_change_to_json_text(raw):
 def test_parse_received_raises_what_json_loads_raises():
     with pytest.raises(json.JSONDecodeError, match="Expecting value"):
         coerce.parse_received(b'{"a": ')
+
+
+def test_lone_surrogates_become_replacement_characters_and_pairs_stay_whole():
+    assert coerce.text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert coerce.json_safe({"k\ud800": ["v\udc00", "😀"]}) == {"k\ufffd": ["v\ufffd", "😀"]}
+    safe, stored = coerce.json_text({"emoji": "😀", "lone": "\ud83d"})
+    assert safe == {"emoji": "😀", "lone": "\ufffd"}
+    assert json.loads(stored) == safe
+    value, text = coerce.parse_received('{"emoji": "😀"}'.encode())
+    assert text == '{"emoji": "😀"}' and value == {"emoji": "😀"}
+    assert coerce.parse_received(b'{"emoji": "\\ud83d\\ude00"}') == ({"emoji": "😀"}, None)
