@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -11,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
 
 from . import queries, serializers, store
-from .config import stale_after
+from .config import Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
 from .ingest.body import json_object
@@ -69,7 +68,7 @@ def _parse(model: type[ModelT], data: Any) -> ModelT:
     return parsed
 
 
-def _stale() -> timedelta | None:
+def _stale() -> Staleness:
     return stale_after(current_app.config)
 
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from .normalize.schema import Engine
 
 DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
 
 DEFAULTS: dict[str, Any] = {
     # SQLAlchemy URL or a path to a SQLite file; PANOPTES_DATABASE_URL sets it.
     "DATABASE_URL": ".panoptes.db",
-    # A Running workflow silent for this long reads as Stale (0 disables).
+    # A Running workflow silent for this long reads as Stale (0 disables). Snakemake sends
+    # nothing while a long job runs, so hours; Nextflow sends a heartbeat every minute when
+    # idle (and retries a call for up to about 3 minutes), so minutes (0: STALE_HOURS too).
     "STALE_HOURS": 48.0,
+    "NEXTFLOW_STALE_MINUTES": 10.0,
     # Largest request body accepted, in bytes (Nextflow begin/complete can be several MB).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     # Public base URL for links handed to clients (Tower watchUrl); default: the request's host.
@@ -40,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
 SETTINGS_HELP: dict[str, str] = {
     "DATABASE_URL": "SQLAlchemy URL or SQLite file path (default .panoptes.db)",
     "STALE_HOURS": "hours of silence after which a Running workflow reads as Stale (0: never)",
+    "NEXTFLOW_STALE_MINUTES": "minutes of silence after which a Running Nextflow run reads as "
+    "Stale (default 10; 0: STALE_HOURS)",
     "MAX_CONTENT_LENGTH": "largest accepted request body in bytes (default 64 MiB)",
     "PUBLIC_URL": "base URL used in links handed to clients, e.g. Tower's watchUrl",
     "API_MAX_LIMIT": "largest page size of the read API (default 1000)",
@@ -117,10 +125,24 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-def stale_after(config: Mapping[str, Any]) -> timedelta | None:
-    """How long a Running workflow may stay silent before it reads as Stale (None: never)."""
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    """How long a Running run may stay silent before it reads as Stale, by engine (None:
+    never)."""
+
+    default: timedelta | None
+    nextflow: timedelta | None
+
+    def after(self, engine: str) -> timedelta | None:
+        return self.nextflow if engine == Engine.NEXTFLOW else self.default
+
+
+def stale_after(config: Mapping[str, Any]) -> Staleness:
+    """The silence after which a Running run reads as Stale, for each engine."""
     hours = float(config["STALE_HOURS"])
-    return timedelta(hours=hours) if hours > 0 else None
+    minutes = float(config["NEXTFLOW_STALE_MINUTES"])
+    default = timedelta(hours=hours) if hours > 0 else None
+    return Staleness(default, timedelta(minutes=minutes) if minutes > 0 else default)
 
 
 def check(config: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import current_app
@@ -23,6 +23,7 @@ from sqlalchemy.orm import defer, load_only
 from sqlalchemy.sql import ColumnElement
 
 from . import charts, queries, serializers
+from .config import Staleness
 from .extensions import db
 from .models import Job, Workflow, utcnow
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
@@ -113,7 +114,7 @@ class RunPage:
     pages: int
 
 
-def _run_conditions(run_filter: RunFilter, stale: timedelta | None, with_status: bool) -> list[Any]:
+def _run_conditions(run_filter: RunFilter, stale: Staleness, with_status: bool) -> list[Any]:
     conditions: list[Any] = []
     if run_filter.engine:
         conditions.append(Workflow.engine == run_filter.engine)
@@ -126,7 +127,7 @@ def _run_conditions(run_filter: RunFilter, stale: timedelta | None, with_status:
     return conditions
 
 
-def list_runs(run_filter: RunFilter, stale: timedelta | None) -> RunPage:
+def list_runs(run_filter: RunFilter, stale: Staleness) -> RunPage:
     """One page of runs, newest first by default (offset pagination on an indexed order)."""
     conditions = _run_conditions(run_filter, stale, with_status=True)
     total = db.session.scalar(select(func.count()).select_from(Workflow).where(*conditions)) or 0
@@ -145,12 +146,12 @@ def list_runs(run_filter: RunFilter, stale: timedelta | None) -> RunPage:
     return RunPage([summary(w, stale) for w in rows], total, page, pages)
 
 
-def summary(workflow: Workflow, stale: timedelta | None) -> serializers.WorkflowSummary:
+def summary(workflow: Workflow, stale: Staleness) -> serializers.WorkflowSummary:
     """The API's summary of a run (status as read, job counts), as a typed object."""
     return serializers.WorkflowSummary(**serializers.summary_fields(workflow, stale))
 
 
-def status_counts(run_filter: RunFilter, stale: timedelta | None) -> dict[str, int]:
+def status_counts(run_filter: RunFilter, stale: Staleness) -> dict[str, int]:
     """Runs by status as read (Stale split from Running), under the search and engine filters."""
     counts: dict[str, int] = {status.value: 0 for status in WorkflowStatus}
     conditions = _run_conditions(run_filter, stale, with_status=False)

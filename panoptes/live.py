@@ -29,19 +29,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy import Connection, func, select
 
-from . import serializers
-from .config import stale_after
+from . import queries, serializers
+from .config import Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
 from .models import Workflow, utcnow
-from .normalize.schema import WorkflowStatus
 
 bp = Blueprint("live", __name__)
 
@@ -89,7 +88,7 @@ def _settings(app: Flask) -> Settings:
 def version(
     connection: Connection,
     workflow_id: str | None,
-    stale: timedelta | None,
+    stale: Staleness,
     now: datetime | None = None,
 ) -> str | None:
     """What a page shows, in one short string; None when the run does not exist (any more).
@@ -102,20 +101,15 @@ def version(
         count, newest = connection.execute(
             select(func.count(Workflow.pk), func.max(Workflow.updated_at))
         ).one()
-        silent = 0
-        if stale is not None:
-            silent = (
-                connection.scalar(
-                    select(func.count(Workflow.pk)).where(
-                        Workflow.status == WorkflowStatus.RUNNING,
-                        Workflow.updated_at < now - stale,
-                    )
-                )
-                or 0
-            )
+        silent = (
+            connection.scalar(select(func.count(Workflow.pk)).where(queries.stale_runs(stale, now)))
+            or 0
+        )
         return f"{count}|{_stamp(newest)}|{silent}"
     row = connection.execute(
-        select(Workflow.updated_at, Workflow.status).where(Workflow.id == workflow_id)
+        select(Workflow.engine, Workflow.updated_at, Workflow.status).where(
+            Workflow.id == workflow_id
+        )
     ).first()
     if row is None:
         return None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, false, func, not_, or_, select
 
+from .config import Staleness
 from .extensions import db
 from .models import Workflow, utcnow
-from .normalize.schema import WorkflowStatus
+from .normalize.schema import Engine, WorkflowStatus
 
 # Columns a list of runs never shows; loading them for 1,000 runs would cost megabytes.
 HEAVY_WORKFLOW_COLUMNS = (
@@ -25,23 +26,33 @@ HEAVY_WORKFLOW_COLUMNS = (
 )
 
 
-def status_filter(statuses: Iterable[WorkflowStatus], stale: timedelta | None) -> Any:
+def stale_runs(stale: Staleness, now: datetime | None = None) -> Any:
+    """SQL for Running runs silent for longer than their engine allows."""
+    now = now or utcnow()
+    silent = []
+    for engine_is, after in (
+        (Workflow.engine == Engine.NEXTFLOW.value, stale.nextflow),
+        (Workflow.engine != Engine.NEXTFLOW.value, stale.default),
+    ):
+        if after is not None:
+            silent.append(and_(engine_is, Workflow.updated_at < now - after))
+    if not silent:
+        return false()
+    return and_(Workflow.status == WorkflowStatus.RUNNING, or_(*silent))
+
+
+def status_filter(statuses: Iterable[WorkflowStatus], stale: Staleness) -> Any:
     """SQL for runs whose status *as read* is one of ``statuses`` (Stale: Running, silent)."""
-    cutoff = utcnow() - stale if stale is not None else None
+    silent = stale_runs(stale)
     clauses = []
     for status in statuses:
         if status is WorkflowStatus.STALE:
-            if cutoff is not None:
-                clauses.append(
-                    and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at < cutoff)
-                )
-        elif status is WorkflowStatus.RUNNING and cutoff is not None:
-            clauses.append(
-                and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at >= cutoff)
-            )
+            clauses.append(silent)
+        elif status is WorkflowStatus.RUNNING:
+            clauses.append(and_(Workflow.status == WorkflowStatus.RUNNING, not_(silent)))
         else:
             clauses.append(Workflow.status == status.value)
-    return or_(*clauses) if clauses else Workflow.pk.is_(None)
+    return or_(*clauses) if clauses else false()
 
 
 def like_pattern(text: str) -> str:
@@ -50,19 +61,10 @@ def like_pattern(text: str) -> str:
     return f"%{escaped.lower()}%"
 
 
-def runs_by_status(stale: timedelta | None, *conditions: Any) -> dict[tuple[str, str], int]:
+def runs_by_status(stale: Staleness, *conditions: Any) -> dict[tuple[str, str], int]:
     """Number of runs by (engine, status as read) under ``conditions``: one GROUP BY, Stale
     split off from Running by time."""
-    status: Any = Workflow.status
-    if stale is not None:
-        cutoff = utcnow() - stale
-        status = case(
-            (
-                and_(Workflow.status == WorkflowStatus.RUNNING, Workflow.updated_at < cutoff),
-                WorkflowStatus.STALE.value,
-            ),
-            else_=Workflow.status,
-        )
+    status: Any = case((stale_runs(stale), WorkflowStatus.STALE.value), else_=Workflow.status)
     rows = db.session.execute(
         select(Workflow.engine, status.label("status"), func.count())
         .where(*conditions)

@@ -3,11 +3,12 @@ document, so what the API says it returns and what it returns cannot drift apart
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from .config import Staleness
 from .models import Job, Workflow, utcnow
 from .normalize.schema import WorkflowStatus
 
@@ -115,21 +116,20 @@ class JobEnvelope(BaseModel):
 
 
 class HasStatus(Protocol):
-    """A run as stored, or any row with its status and last update."""
+    """A run as stored, or any row with its engine, status and last update."""
 
+    engine: str
     status: str
     updated_at: datetime
 
 
-def effective_status(
-    workflow: HasStatus, stale_after: timedelta | None, now: datetime | None = None
-) -> str:
-    """The status as read: a Running run silent for too long is Stale (nothing is written)."""
-    if (
-        workflow.status == WorkflowStatus.RUNNING
-        and stale_after is not None
-        and workflow.updated_at < (now or utcnow()) - stale_after
-    ):
+def effective_status(workflow: HasStatus, stale: Staleness, now: datetime | None = None) -> str:
+    """The status as read: a Running run silent for longer than its engine allows is Stale
+    (nothing is written)."""
+    if workflow.status != WorkflowStatus.RUNNING:
+        return workflow.status
+    after = stale.after(workflow.engine)
+    if after is not None and workflow.updated_at < (now or utcnow()) - after:
         return WorkflowStatus.STALE
     return workflow.status
 
@@ -140,7 +140,7 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
-def summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
+def summary_fields(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
     rows_done = workflow.n_done + workflow.n_cached
     rows = (
         workflow.n_pending
@@ -154,7 +154,7 @@ def summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[st
     return {
         "id": workflow.id,
         "name": workflow.name,
-        "status": effective_status(workflow, stale_after),
+        "status": effective_status(workflow, stale),
         "jobs_done": max(workflow.progress_done or 0, rows_done),
         "jobs_total": max(workflow.progress_total or 0, rows),
         "started_at": workflow.started_at,
@@ -181,15 +181,15 @@ def summary_fields(workflow: Workflow, stale_after: timedelta | None) -> dict[st
     }
 
 
-def workflow_summary(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
+def workflow_summary(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
     """A run as listed by ``GET /api/workflows``."""
-    return WorkflowSummary(**summary_fields(workflow, stale_after)).model_dump(mode="json")
+    return WorkflowSummary(**summary_fields(workflow, stale)).model_dump(mode="json")
 
 
-def workflow_detail(workflow: Workflow, stale_after: timedelta | None) -> dict[str, Any]:
+def workflow_detail(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
     """A run with its large fields (params, config, DAG, stats, metrics)."""
     return WorkflowDetail(
-        **summary_fields(workflow, stale_after),
+        **summary_fields(workflow, stale),
         params=workflow.params,
         config=workflow.config,
         error_report=workflow.error_report,

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from . import auth, config, database, driver, metrics
+from . import auth, config, database, driver, metrics, queries
 from .driver import JsonText, Row, Statement, Writer
 from .extensions import db
 from .models import ApiToken, Job, RawEvent, Workflow, utcnow
@@ -95,7 +95,7 @@ _INSERT_WORKFLOW = {
 }
 _NEWEST_NAMED = {
     engine: Statement(
-        select(_WORKFLOWS.c.id, _WORKFLOWS.c.status, _WORKFLOWS.c.updated_at)
+        select(_WORKFLOWS.c.id, _WORKFLOWS.c.engine, _WORKFLOWS.c.status, _WORKFLOWS.c.updated_at)
         .where(
             _WORKFLOWS.c.name == bindparam("name"),
             *([] if engine is None else [_WORKFLOWS.c.engine == engine.value]),
@@ -422,19 +422,13 @@ def prune(older_than: timedelta, batch_size: int = 500) -> int:
     now = utcnow()
     cutoff = now - older_than
     stale = config.stale_after(current_app.config)
-    live_cutoff = now - stale if stale is not None else None
     deleted = 0
     while True:
         with write_transaction() as session:
-            query = select(Workflow.pk, Workflow.id).where(Workflow.updated_at < cutoff)
-            if live_cutoff is None:
-                query = query.where(Workflow.status != WorkflowStatus.RUNNING)
-            else:
-                query = query.where(
-                    or_(
-                        Workflow.status != WorkflowStatus.RUNNING, Workflow.updated_at < live_cutoff
-                    )
-                )
+            query = select(Workflow.pk, Workflow.id).where(
+                Workflow.updated_at < cutoff,
+                or_(Workflow.status != WorkflowStatus.RUNNING, queries.stale_runs(stale, now)),
+            )
             rows = session.execute(query.limit(batch_size)).all()
             if not rows:
                 return deleted
@@ -502,8 +496,8 @@ def _is_live(workflow: Row, at: datetime) -> bool:
     """Running and not yet stale at ``at`` (a decision taken at event time, so replays agree)."""
     if workflow.status != WorkflowStatus.RUNNING:
         return False
-    stale_after = config.stale_after(current_app.config)
-    return stale_after is None or workflow.updated_at >= at - stale_after
+    stale_after = config.stale_after(current_app.config).after(workflow.engine)
+    return stale_after is None or bool(workflow.updated_at >= at - stale_after)
 
 
 def _newest_named(writer: Writer, name: str, engine: Engine | None = None) -> Row | None:

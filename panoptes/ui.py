@@ -12,7 +12,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -29,7 +29,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from . import charts, dashboard, live, serializers, store
-from .config import stale_after
+from .config import Staleness, stale_after
 from .extensions import db
 from .models import Job, utcnow
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
@@ -182,7 +182,7 @@ def _run_filter(args: Mapping[str, str]) -> dashboard.RunFilter:
     )
 
 
-def _stale() -> timedelta | None:
+def _stale() -> Staleness:
     return stale_after(current_app.config)
 
 

@@ -95,6 +95,38 @@ def test_stale_is_derived_on_read_and_revived_by_the_next_event(client, app):
     assert client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["status"] == "Running"
 
 
+def test_a_silent_nextflow_run_turns_stale_in_minutes_a_snakemake_run_in_hours(client, app):
+    """Nextflow sends a heartbeat every minute; Snakemake sends nothing during a long job."""
+    snakemake_id = snakemake_run(client)
+    nextflow_id = client.post("/trace/create", json={"runName": "quiet"}).get_json()["workflowId"]
+    for workflow_id in (snakemake_id, nextflow_id):
+        silence(app, workflow_id, timedelta(minutes=11))
+
+    def status(workflow_id):
+        return client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["status"]
+
+    def listed(state):
+        runs = client.get("/api/workflows", query_string={"status": state}).get_json()
+        return {run["id"] for run in runs["workflows"]}
+
+    assert (status(snakemake_id), status(nextflow_id)) == ("Running", "Stale")
+    assert listed("Stale") == {nextflow_id} and listed("Running") == {snakemake_id}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'panoptes_runs{engine="nextflow",status="Stale"} 1.0' in metrics
+    client.put(f"/trace/{nextflow_id}/heartbeat", json={"instant": 1})
+    assert status(nextflow_id) == "Running"
+
+
+def test_the_nextflow_threshold_is_a_setting(app_factory):
+    client = app_factory(NEXTFLOW_STALE_MINUTES=0, STALE_HOURS=1).test_client()
+    app = client.application
+    nextflow_id = client.post("/trace/create", json={"runName": "quiet"}).get_json()["workflowId"]
+    silence(app, nextflow_id, timedelta(minutes=30))
+    assert client.get(f"/api/workflow/{nextflow_id}").get_json()["workflow"]["status"] == "Running"
+    silence(app, nextflow_id, timedelta(minutes=61))
+    assert client.get(f"/api/workflow/{nextflow_id}").get_json()["workflow"]["status"] == "Stale"
+
+
 def test_jobs_filters_and_single_job(client):
     workflow_id = snakemake_run(client)
     for jobid, rule in ((1, "align"), (2, "align"), (3, "call")):

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from panoptes import live
+from panoptes.config import Staleness, stale_after
 from panoptes.extensions import db
 from panoptes.models import utcnow
 from tests.conftest import silence
@@ -35,7 +36,7 @@ def events(text: str) -> list[dict[str, str]]:
 
 def version_of(app, workflow_id: str | None) -> str | None:
     with app.app_context():
-        return live.version(db.session.connection(), workflow_id, timedelta(hours=48))
+        return live.version(db.session.connection(), workflow_id, stale_after(app.config))
 
 
 @pytest.fixture
@@ -87,10 +88,9 @@ def test_the_version_moves_with_every_change_a_page_shows(app, client):
     assert len(listing) == 4 and version_of(app, run) is None  # changes, a new run, a deletion
     # a run turning Stale changes its version without any write
     with app.app_context():
-        before = live.version(db.session.connection(), other, timedelta(hours=1))
-        later = live.version(
-            db.session.connection(), other, timedelta(hours=1), utcnow() + timedelta(hours=2)
-        )
+        hour = Staleness(timedelta(hours=1), timedelta(hours=1))
+        before = live.version(db.session.connection(), other, hour)
+        later = live.version(db.session.connection(), other, hour, utcnow() + timedelta(hours=2))
     assert before.endswith("|Running") and later.endswith("|Stale")
 
 
