@@ -105,6 +105,26 @@ _NEWEST_NAMED = {
     )
     for engine in (None, *Engine)
 }
+# A create Nextflow sends again (25.08+ retries on 502-504 and I/O errors, for about 3 min)
+# after the hub stored the first: the same session and run name, nothing else received yet.
+_CREATE_RETRY_WINDOW = timedelta(minutes=5)
+_RETRIED_CREATE = Statement(
+    select(_WORKFLOWS.c.id)
+    .where(
+        _WORKFLOWS.c.name == bindparam("name"),
+        _WORKFLOWS.c.engine == Engine.NEXTFLOW.value,
+        _WORKFLOWS.c.session_id == bindparam("session_id"),
+        _WORKFLOWS.c.created_at >= bindparam("since"),
+        ~select(_RAW_EVENTS.c.pk)
+        .where(
+            _RAW_EVENTS.c.workflow_id == _WORKFLOWS.c.id,
+            _RAW_EVENTS.c.kind != "create",
+        )
+        .exists(),
+    )
+    .order_by(_WORKFLOWS.c.pk.desc())
+    .limit(1)
+)
 _MAX_KEYS_PER_QUERY = 512
 
 
@@ -349,26 +369,37 @@ def _seen_event_ids(writer: Writer, workflow_id: str, keys: Sequence[str]) -> se
 def tower_create(
     body: Mapping[str, Any], text: str | None = None, received_at: datetime | None = None
 ) -> str:
-    """``POST /trace/create``: a new run, or the one Platform launched (``workflowId``);
-    its id."""
+    """``POST /trace/create``: a new run, the one Platform launched (``workflowId``), or the
+    one a retried create already made; its id."""
+    received_at = received_at or utcnow()
     requested = body.get("workflowId")
-    workflow_id = (
-        requested
-        if isinstance(requested, str) and requested and is_valid_workflow_id(requested)
-        else new_workflow_id()
+    if isinstance(requested, str) and requested and is_valid_workflow_id(requested):
+        return tower_event("create", requested, body, received_at, text)
+    return tower_event("create", None, body, received_at, text)
+
+
+def _created_before(writer: Writer, body: Mapping[str, Any], at: datetime) -> str | None:
+    """The run a retried create already made, if this is one."""
+    name, session_id = body.get("runName"), body.get("sessionId")
+    if not (isinstance(name, str) and name and isinstance(session_id, str) and session_id):
+        return None
+    found = writer.first(
+        _RETRIED_CREATE,
+        {"name": name, "session_id": session_id, "since": at - _CREATE_RETRY_WINDOW},
     )
-    return tower_event("create", workflow_id, body, received_at, text)
+    return None if found is None else str(found.id)
 
 
 def tower_event(
     kind: str,
-    workflow_id: str,
+    workflow_id: str | None,
     body: Mapping[str, Any],
     received_at: datetime | None = None,
     text: str | None = None,
 ) -> str:
     """Any trace call; an id the hub does not know creates the run (after a database reset).
-    Returns the run's id. ``text``: the body as received, when it can be stored as it is
+    Returns the run's id. ``workflow_id`` None (create only): a retried create's run, else a
+    new one. ``text``: the body as received, when it can be stored as it is
     (``coerce.parse_received``)."""
     received_at = received_at or utcnow()
     if text is None:
@@ -377,6 +408,8 @@ def tower_event(
         stored = body
     events = tower.parse(kind, stored, received_at, checked=True)  # before the write turn
     with _writing() as writer:
+        if workflow_id is None:
+            workflow_id = _created_before(writer, stored, received_at) or new_workflow_id()
         raw = _record(writer, Engine.NEXTFLOW, kind, workflow_id, stored, received_at, text)
         return str(_applied(writer, raw, events).id)
 

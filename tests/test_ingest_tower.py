@@ -3,9 +3,12 @@
 import base64
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
+from panoptes import store
+from panoptes.models import utcnow
 from tests.conftest import load_json
 from tests.replay import flask_sender, replay_tower
 
@@ -162,6 +165,35 @@ def test_complete_without_begin_and_begin_without_create(client):
 def test_create_echoes_a_launch_workflow_id(client):
     body = dict(load_json("tower/modern/00_create_request.json"), workflowId="5mDfiUtqyptDib")
     assert client.post("/trace/create", json=body).get_json()["workflowId"] == "5mDfiUtqyptDib"
+
+
+def test_a_retried_create_gets_the_run_its_first_attempt_made(app, client):
+    """Nextflow 25.08+ sends create again after a 502-504 or an I/O error, even when the hub
+    stored the first one: same session and run name, nothing else sent yet."""
+    body = load_json("tower/modern/00_create_request.json")
+    first = client.post("/trace/create", json=body).get_json()["workflowId"]
+    assert client.post("/trace/create", json=body).get_json()["workflowId"] == first
+    assert client.get("/api/workflows").get_json()["count"] == 1
+    other_session = dict(body, sessionId="6a0e4b9c-0000-4000-8000-000000000000")
+    assert client.post("/trace/create", json=other_session).get_json()["workflowId"] != first
+    # Once the run began, the same session and name is a new launch (-resume with -name).
+    put(client, f"/trace/{first}/begin", load_json("tower/modern/01_begin_request.json"))
+    assert client.post("/trace/create", json=body).get_json()["workflowId"] != first
+    # A create without a session or name, or later than a retry can come, is a new run too.
+    nameless = {"sessionId": body["sessionId"]}
+    ids = {client.post("/trace/create", json=nameless).get_json()["workflowId"] for _ in "ab"}
+    assert len(ids) == 2
+    with app.app_context():
+        late = body["runName"] + "-late"
+        earlier = store.tower_create(
+            dict(body, runName=late), received_at=utcnow() - timedelta(minutes=6)
+        )
+        assert store.tower_create(dict(body, runName=late)) != earlier
+    # The choice is in the raw events: a rebuild gives the same runs.
+    runs = client.get("/api/workflows").get_json()
+    with app.app_context():
+        store.reindex()
+    assert client.get("/api/workflows").get_json() == runs
 
 
 @pytest.mark.parametrize(
