@@ -4,8 +4,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from panoptes.normalize import coerce
+from tests.normalize.test_snakemake import json_values
 
 
 @pytest.mark.parametrize(
@@ -131,3 +134,25 @@ def test_lone_surrogates_become_replacement_characters_and_pairs_stay_whole():
     value, text = coerce.parse_received('{"emoji": "😀"}'.encode())
     assert text == '{"emoji": "😀"}' and value == {"emoji": "😀"}
     assert coerce.parse_received(b'{"emoji": "\\ud83d\\ude00"}') == ({"emoji": "😀"}, None)
+
+
+# Text with lone surrogates and control characters, which the default text strategy leaves out.
+odd_text = st.text(st.characters(categories=["Cs", "Cc", "Ll", "So"]), max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values, odd=odd_text, ascii_only=st.booleans())
+def test_a_body_stored_as_received_is_exactly_what_json_text_would_store(value, odd, ascii_only):
+    body = {"v": value, odd: [odd]}
+    raw = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    parsed, text = coerce.parse_received(raw)
+    safe, stored = coerce.json_text(parsed)
+    if text is not None:
+        assert json.loads(text) == json.loads(stored) == safe
+        assert json.dumps(safe) == json.dumps(parsed)  # nothing needed changing
+    else:
+        json.loads(stored)  # the fallback is storable JSON all the same
+    # Either way nothing UTF-8 (or PostgreSQL) cannot hold is left: no lone surrogate, no NUL.
+    held = json.dumps(safe, ensure_ascii=False)
+    held.encode("utf-8")
+    assert "\x00" not in held and "\\u0000" not in stored
