@@ -371,11 +371,9 @@ def tower_create(
 ) -> str:
     """``POST /trace/create``: a new run, the one Platform launched (``workflowId``), or the
     one a retried create already made; its id."""
-    received_at = received_at or utcnow()
     requested = body.get("workflowId")
-    if isinstance(requested, str) and requested and is_valid_workflow_id(requested):
-        return tower_event("create", requested, body, received_at, text)
-    return tower_event("create", None, body, received_at, text)
+    adopted = requested if isinstance(requested, str) and is_valid_workflow_id(requested) else None
+    return tower_event("create", adopted, body, received_at, text)
 
 
 def _created_before(writer: Writer, body: Mapping[str, Any], at: datetime) -> str | None:

@@ -188,6 +188,18 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _may_need_changes(text: bytes) -> bool:
+    """Whether JSON text may hold what ``json_safe`` changes, other than non-finite numbers: a
+    NUL escape, a surrogate escape (perhaps a lone one; ``json.dumps`` also writes characters
+    beyond U+FFFF as a pair, which then costs the walk) or a number of 19 digits or more."""
+    return (
+        b"\\u0000" in text
+        or b"\\ud" in text
+        or b"\\uD" in text
+        or _NINETEEN_DIGITS in text.translate(_DIGITS_AS_ZEROS)
+    )
+
+
 def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
     """The JSON text of ``value`` if ``json_safe`` would not change it, else None.
 
@@ -200,12 +212,8 @@ def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
         serialised = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return None
-    # json.dumps escapes every non-ASCII character: NUL as \\u0000, a lone surrogate (or one
-    # of the pair that writes a character beyond U+FFFF, which then costs the walk) as \\udXXX.
-    digits = serialised.encode("ascii").translate(_DIGITS_AS_ZEROS)
-    if "\\u0000" in serialised or "\\ud" in serialised or _NINETEEN_DIGITS in digits:
-        return None
-    return serialised
+    # json.dumps escapes every non-ASCII character, so the text is ASCII.
+    return None if _may_need_changes(serialised.encode("ascii")) else serialised
 
 
 def parse_received(raw: bytes) -> tuple[Any, str | None]:
@@ -232,13 +240,7 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
         return float(name)
 
     value = json.loads(raw, parse_float=parse_float, parse_constant=parse_constant)
-    if (
-        not finite
-        or b"\\u0000" in raw
-        or b"\\ud" in raw  # a surrogate escape, perhaps a lone one
-        or b"\\uD" in raw
-        or _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZEROS)
-    ):
+    if not finite or _may_need_changes(raw):
         return value, None
     try:
         text = raw.decode("utf-8")
