@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .normalize import coerce
 from .normalize.schema import Engine
 
 DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
@@ -112,6 +113,12 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         config.update(overrides)
     if "SQLALCHEMY_DATABASE_URI" not in config:
         config["SQLALCHEMY_DATABASE_URI"] = database_uri(str(config["DATABASE_URL"]))
+    # JSON columns are written and read on every event: orjson, where it agrees with Python.
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "json_serializer": coerce.dumps,
+        "json_deserializer": coerce.loads,
+        **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}),
+    }
     config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     # Behind TLS the cookie must never travel in clear.

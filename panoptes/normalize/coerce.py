@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 INT64_MAX = 2**63 - 1
 # Real documents nest a handful of levels (Nextflow params, manifests); deeper is cut.
 MAX_JSON_DEPTH = 64
@@ -173,6 +175,36 @@ _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = b"0" * 19
 
 
+def _has_long_number(text: bytes) -> bool:
+    """Whether the text holds a run of 19 digits or more (perhaps a number beyond 64 bits)."""
+    return _NINETEEN_DIGITS in text.translate(_DIGITS_AS_ZEROS)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, at orjson's speed (about three times Python's) where orjson reads the
+    text the same way. orjson refuses what Python's parser takes beyond strict JSON (``NaN``,
+    numbers beyond a double, lone surrogates, a byte-order mark, UTF-16) and reads integers
+    beyond 64 bits as floats: such texts, and any with a long digit run, go to ``json.loads``,
+    whose errors (``ValueError``) pass."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if not _has_long_number(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (non-ASCII as it is), made by orjson; ``json.dumps`` for what orjson
+    refuses (keys that are not strings, integers beyond 64 bits, lone surrogates). Non-finite
+    numbers become null, as ``json_safe`` makes them."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError included
+        return json.dumps(value)
+
+
 def nests_deeper_than(value: Any, limit: int) -> bool:
     """Whether dicts and lists nest more than ``limit`` levels (iteratively: no recursion;
     only containers are visited)."""
@@ -192,12 +224,7 @@ def _may_need_changes(text: bytes) -> bool:
     """Whether JSON text may hold what ``json_safe`` changes, other than non-finite numbers: a
     NUL escape, a surrogate escape (perhaps a lone one; ``json.dumps`` also writes characters
     beyond U+FFFF as a pair, which then costs the walk) or a number of 19 digits or more."""
-    return (
-        b"\\u0000" in text
-        or b"\\ud" in text
-        or b"\\uD" in text
-        or _NINETEEN_DIGITS in text.translate(_DIGITS_AS_ZEROS)
-    )
+    return b"\\u0000" in text or b"\\ud" in text or b"\\uD" in text or _has_long_number(text)
 
 
 def _stored_as_is(value: Any, depth_checked: bool = False) -> str | None:
@@ -221,11 +248,19 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
     it can be stored as it is, else None (then store ``json_text`` of the value).
 
     The checks ``_stored_as_is`` makes on a serialisation, made on the bytes received, so that
-    a body is not serialised again: non-finite numbers (``NaN``, ``1e400``) are seen while
-    parsing; the rest is a look at the bytes. Any doubt (an escaped backslash before
-    "u0000", a surrogate escape, a hex digest of 19 digits, an encoding other than UTF-8)
-    only costs that serialisation.
+    a body is not serialised again: a look at the bytes, then orjson, which takes only strict
+    UTF-8 JSON with finite numbers. What it refuses goes to Python's parser, which notes
+    non-finite numbers (``NaN``, ``1e400``). Any doubt (an escaped backslash before "u0000",
+    a surrogate escape, a hex digest of 19 digits, an encoding other than UTF-8) only costs
+    that serialisation.
     """
+    if not _may_need_changes(raw):
+        try:
+            value = orjson.loads(raw)  # strict JSON: finite numbers, UTF-8, no BOM
+        except orjson.JSONDecodeError:
+            pass  # not necessarily invalid: Python's parser, below, decides
+        else:
+            return value, raw.decode("utf-8")
     finite = True
 
     def parse_float(literal: str) -> float:
@@ -257,7 +292,7 @@ def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
     ``checked``: ``value`` is part of a body ``parse_received`` found storable as it is.
     """
     if checked:
-        return value, json.dumps(value)
+        return value, dumps(value)
     serialised = _stored_as_is(value, depth_checked=True)
     if serialised is not None:
         return value, serialised

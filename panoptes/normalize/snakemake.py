@@ -7,7 +7,6 @@ route): a dict with a ``level`` and level-specific keys. See ../shared/protocols
 from __future__ import annotations
 
 import ast
-import json
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +38,7 @@ def decode_msg(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, str):
         return None
     try:
-        value = json.loads(raw)
+        value = coerce.loads(raw)
     except ValueError:
         try:
             value = ast.literal_eval(raw)

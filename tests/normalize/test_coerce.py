@@ -1,6 +1,7 @@
 """Defensive conversions, without an app."""
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -146,6 +147,7 @@ def test_a_body_stored_as_received_is_exactly_what_json_text_would_store(value, 
     body = {"v": value, odd: [odd]}
     raw = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     parsed, text = coerce.parse_received(raw)
+    assert json.dumps(parsed) == json.dumps(json.loads(raw))  # read as Python reads it, types too
     safe, stored = coerce.json_text(parsed)
     if text is not None:
         assert json.loads(text) == json.loads(stored) == safe
@@ -156,3 +158,50 @@ def test_a_body_stored_as_received_is_exactly_what_json_text_would_store(value, 
     held = json.dumps(safe, ensure_ascii=False)
     held.encode("utf-8")
     assert "\x00" not in held and "\\u0000" not in stored
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 18446744073709551616, "b": -9223372036854775809, "c": 123456789012345678901}',
+        '{"a": 9223372036854775807, "b": 1.0, "c": -0.0, "d": 1e-320, "e": 0.1}',
+        '{"a": NaN, "b": [Infinity, -Infinity], "c": 1e400}',
+        '{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "nul": "\\u0000"}',
+        '\ufeff{"bom": 1}',
+        "[1, 2] ",
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_loads_reads_json_exactly_as_python_does(text, as_bytes):
+    given = text.encode() if as_bytes else text
+    try:
+        expected = json.loads(given)
+    except ValueError as error:  # a BOM before a str: the same error, from json.loads
+        with pytest.raises(ValueError, match=re.escape(str(error))):
+            coerce.loads(given)
+        return
+    assert json.dumps(coerce.loads(given)) == json.dumps(expected)
+
+
+def test_loads_raises_what_json_loads_raises():
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        coerce.loads('{"a": ')
+    assert coerce.loads('{"a": "é"}'.encode("utf-16")) == {"a": "é"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values, odd=odd_text, ascii_only=st.booleans(), as_bytes=st.booleans())
+def test_loads_agrees_with_json_loads_on_any_text(value, odd, ascii_only, as_bytes):
+    text = json.dumps({"v": value, odd: [odd]}, ensure_ascii=ascii_only)
+    given = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert json.dumps(coerce.loads(given)) == json.dumps(json.loads(given))
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values, odd=odd_text)
+def test_dumps_writes_what_json_dumps_writes_of_a_storable_value(value, odd):
+    safe = coerce.json_safe({"v": value, odd: [odd]})
+    assert json.dumps(json.loads(coerce.dumps(safe))) == json.dumps(safe)
+    # What orjson refuses is still written, by json.dumps.
+    unusual = {1: 2**70, "lone": "\ud800"}
+    assert coerce.dumps(unusual) == json.dumps(unusual)
