@@ -3,11 +3,14 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, bindparam, insert, select
+from sqlalchemy.dialects import sqlite
 
 from panoptes import driver
 from panoptes.extensions import db
-from panoptes.models import RawEvent, Workflow
+from panoptes.models import RawEvent, UTCDateTime, Workflow
 
 RAW_EVENTS = RawEvent.__table__
 INSERT_RAW = driver.Statement(
@@ -83,3 +86,16 @@ def test_lists_of_values_are_refused_with_a_clear_error(app):
         query = select(Workflow.pk).where(Workflow.id.in_(["a", "b"]))
         with pytest.raises(ValueError, match="expanding parameters"):
             writer.rows(query)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), timezones=st.none() | st.timezones()),
+    type_=st.sampled_from([UTCDateTime(), DateTime()]),
+)
+def test_datetimes_are_written_to_sqlite_as_sqlalchemy_writes_them(moment, type_):
+    """Stored datetimes are compared as text in SQL: the driver's text must be SQLAlchemy's."""
+    dialect = sqlite.dialect()
+    ours = driver.Compiled.of(select(bindparam("at", type_=type_)), dialect)
+    sqlalchemys = type_.dialect_impl(dialect).bind_processor(dialect)
+    assert ours.parameters({"at": moment}) == [sqlalchemys(moment)]
