@@ -321,7 +321,9 @@ def snakemake_batch(
     for event in events:
         key = None if event.get("event_id") is None else str(event["event_id"])
         body, serialised = json_text(dict(event), checked)
-        candidates.append((key, serialised, snakemake.parse_message(body, received_at)))
+        # json_text's value is storable as it is: its documents need no second look.
+        parsed = snakemake.parse_message(body, received_at, checked=True)
+        candidates.append((key, serialised, parsed))
     keys = sorted({key for key, _, _ in candidates if key is not None})
     with _writing() as writer:
         unit = _Unit.of(writer, _lock_workflow(writer, workflow_id, Engine.SNAKEMAKE, received_at))
@@ -636,9 +638,10 @@ def _apply(writer: Writer, raw: Row, parsed: Sequence[Event] | None = None) -> R
             unit = _Unit.of(writer, _lock_workflow(writer, workflow_id, engine, at))
             if parsed is not None:
                 events = parsed
+            elif engine is Engine.SNAKEMAKE and raw.kind == "event":
+                events = snakemake.parse_message(body, at, checked=True)  # stored: safe
             elif engine is Engine.SNAKEMAKE:
-                message = body if raw.kind == "event" else snakemake.decode_msg(body.get("msg"))
-                events = snakemake.parse_message(message, at)
+                events = snakemake.parse_message(snakemake.decode_msg(body.get("msg")), at)
             else:
                 events = tower.parse(raw.kind, body, at, checked=True)  # stored: safe
             _apply_events(unit, engine, events, at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -298,6 +299,19 @@ def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
         return value, serialised
     safe = json_safe(value)
     return safe, json.dumps(safe)
+
+
+SafeJson = Callable[[Any], Any]
+
+
+def safe_json(checked: bool) -> SafeJson:
+    """What makes a payload's documents storable: ``json_safe``, or nothing for documents of a
+    body already found storable as a whole (``parse_received``, ``json_text``)."""
+    return _unchanged if checked else json_safe
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

@@ -52,9 +52,10 @@ def event_time(msg: dict[str, Any], received_at: datetime) -> datetime:
     return coerce.epoch_seconds(msg.get("timestamp")) or received_at
 
 
-def parse_message(msg: Any, received_at: datetime) -> list[Event]:
+def parse_message(msg: Any, received_at: datetime, checked: bool = False) -> list[Event]:
     """Events for one Snakemake message. Never raises on a dict; unknown levels only touch
-    the run (the raw message is kept by the caller)."""
+    the run (the raw message is kept by the caller). ``checked``: the message is part of a
+    body found storable as it is, so its documents are kept without checking them again."""
     if not isinstance(msg, dict):
         return [Heartbeat(at=received_at)]
     at = event_time(msg, received_at)
@@ -62,7 +63,7 @@ def parse_message(msg: Any, received_at: datetime) -> list[Event]:
     handler = _HANDLERS.get(level) if isinstance(level, str) else None
     if handler is None:
         return [Heartbeat(at=at)]
-    return handler(msg, at)
+    return handler(msg, at, coerce.safe_json(checked))
 
 
 def _job_key(value: Any) -> str | None:
@@ -73,14 +74,14 @@ def _job_key(value: Any) -> str | None:
     return key.strip() or None if key is not None else None
 
 
-def _info(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _info(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     text = coerce.text(msg.get("msg")) or ""
     if text.startswith(NOTHING_TO_BE_DONE):
         return [WorkflowOutcome(at=at, status=WorkflowStatus.NO_EXECUTION, completed_at=at)]
     return [Heartbeat(at=at)]
 
 
-def _progress(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _progress(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     done = coerce.integer(msg.get("done"), coerce.INT32_MAX)
     total = coerce.integer(msg.get("total"), coerce.INT32_MAX)
     if done is None and total is None:
@@ -88,7 +89,7 @@ def _progress(msg: dict[str, Any], at: datetime) -> list[Event]:
     return [WorkflowProgress(at=at, done=done, total=total, decides_status=True)]
 
 
-def _job_started(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _job_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     jobs = msg.get("jobs")
     if not isinstance(jobs, list):
         jobs = [msg.get("jobid")]
@@ -108,17 +109,17 @@ def _job_started(msg: dict[str, Any], at: datetime) -> list[Event]:
     return events or [Heartbeat(at=at)]
 
 
-def _resources(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def _resources(value: Any, safe: coerce.SafeJson) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Resources as stored, plus the requested cpus/memory/time they imply.
 
     Snakemake 7/8 send a bare list of values without names; it is kept under ``values``.
     """
     if isinstance(value, list):
-        return {"values": coerce.json_safe(value)}, {}
+        return {"values": safe(value)}, {}
     named = coerce.mapping(value)
     if named is None:
         return None, {}
-    named = {k: coerce.json_safe(v) for k, v in named.items() if k not in _RESOURCE_NAMES_HIDDEN}
+    named = {k: safe(v) for k, v in named.items() if k not in _RESOURCE_NAMES_HIDDEN}
     memory = coerce.scaled(named.get("mem_mib"), 1024 * 1024)
     if memory is None:
         memory = coerce.scaled(named.get("mem_mb"), 1_000_000)
@@ -135,14 +136,14 @@ def _tag(wildcards: dict[str, Any] | None) -> str | None:
     return coerce.text(", ".join(f"{k}={v}" for k, v in wildcards.items()), limit=1000)
 
 
-def _job_info(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _job_info(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     key = _job_key(msg.get("jobid"))
     if key is None:
         return [Heartbeat(at=at)]
     wildcards = coerce.mapping(msg.get("wildcards"))
-    resources, requested = _resources(msg.get("resources"))
+    resources, requested = _resources(msg.get("resources"), safe)
     extra = {
-        name: coerce.json_safe(msg[name])
+        name: safe(msg[name])
         for name in ("reason", "priority", "is_checkpoint", "local", "benchmark")
         if msg.get(name) not in (None, [], "")
     }
@@ -152,7 +153,7 @@ def _job_info(msg: dict[str, Any], at: datetime) -> list[Event]:
         "inputs": coerce.str_list(msg.get("input")),
         "outputs": coerce.str_list(msg.get("output")),
         "log": coerce.str_list(msg.get("log")),
-        "wildcards": coerce.json_safe(wildcards) if wildcards is not None else None,
+        "wildcards": safe(wildcards) if wildcards is not None else None,
         "tag": _tag(wildcards),
         "resources": resources,
         "cpus": coerce.integer(msg.get("threads"), coerce.INT32_MAX),
@@ -173,14 +174,14 @@ def _job_info(msg: dict[str, Any], at: datetime) -> list[Event]:
     ]
 
 
-def _job_finished(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _job_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     key = _job_key(msg.get("jobid", msg.get("job_id")))
     if key is None:
         return [Heartbeat(at=at)]
     return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields={"completed_at": at})]
 
 
-def _job_error(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     outcome = WorkflowOutcome(at=at, status=WorkflowStatus.ERROR, final=False)
     key = _job_key(msg.get("jobid"))
     if key is None:
@@ -207,7 +208,7 @@ def _job_error(msg: dict[str, Any], at: datetime) -> list[Event]:
     ]
 
 
-def _error(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     text = coerce.text(msg.get("msg")) or ""
     exception = coerce.text(msg.get("exception"), limit=255) or ""
     job_level = text.startswith(_JOB_LEVEL_ERRORS) or exception in _JOB_LEVEL_ERRORS
@@ -226,7 +227,7 @@ def _error(msg: dict[str, Any], at: datetime) -> list[Event]:
     ]
 
 
-def _shellcmd(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _shellcmd(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     command = coerce.text(msg.get("msg") or msg.get("shellcmd"))
     if not command or not command.strip():
         return [Heartbeat(at=at)]
@@ -236,15 +237,15 @@ def _shellcmd(msg: dict[str, Any], at: datetime) -> list[Event]:
     return [ShellCommand(at=at, command=command)]
 
 
-def _workflow_success(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _workflow_success(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     return [Reconcile(at=at)]
 
 
-def _workflow_started(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _workflow_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     config = msg.get("config")
     # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from.
     extra = {
-        key: coerce.json_safe(msg[key])
+        key: safe(msg[key])
         for key in ("configfiles", "config_md5", "python_version", "platform")
         if msg.get(key) not in (None, [], "")
     }
@@ -259,20 +260,20 @@ def _workflow_started(msg: dict[str, Any], at: datetime) -> list[Event]:
             work_dir=coerce.text(msg.get("workdir")),
             project=coerce.text(msg.get("snakefile")),
             engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
-            config=coerce.json_safe(config) if config is not None else None,
+            config=safe(config) if config is not None else None,
             extra=extra or None,
         )
     ]
 
 
-def _rulegraph(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _rulegraph(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     graph = coerce.mapping(msg.get("rulegraph"))
     if graph is None:
         return [Heartbeat(at=at)]
-    return [WorkflowInfo(at=at, dag=coerce.json_safe(graph))]
+    return [WorkflowInfo(at=at, dag=safe(graph))]
 
 
-def _workflow_finished(msg: dict[str, Any], at: datetime) -> list[Event]:
+def _workflow_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     reason = msg.get("reason")
     message = coerce.text(msg.get("message"))
     if reason == "nothing_to_do":

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,6 @@ from .schema import (
     WorkflowStatus,
 )
 
-_Safe = Callable[[Any], Any]
 KINDS = ("create", "begin", "progress", "heartbeat", "complete")
 # Java's Integer.MAX_VALUE: the task has not finished.
 EXIT_NOT_FINISHED = 2**31 - 1
@@ -93,7 +91,7 @@ def parse(kind: str, body: Any, received_at: datetime, checked: bool = False) ->
     """
     if not isinstance(body, dict):
         return [Heartbeat(at=received_at)]
-    safe = _unchanged if checked else coerce.json_safe
+    safe = coerce.safe_json(checked)
     at = coerce.epoch_millis(body.get("instant")) or received_at
     if kind == "create":
         return [_create_info(body, at, safe)]
@@ -113,11 +111,7 @@ def parse(kind: str, body: Any, received_at: datetime, checked: bool = False) ->
     return events or [Heartbeat(at=at)]
 
 
-def _unchanged(value: Any) -> Any:
-    return value
-
-
-def _create_info(body: dict[str, Any], at: datetime, safe: _Safe) -> WorkflowInfo:
+def _create_info(body: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> WorkflowInfo:
     extra = {key: safe(body[key]) for key in ("repository",) if body.get(key) is not None}
     return WorkflowInfo(
         at=at,
@@ -130,7 +124,7 @@ def _create_info(body: dict[str, Any], at: datetime, safe: _Safe) -> WorkflowInf
 
 
 def _workflow_info(
-    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: _Safe
+    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: coerce.SafeJson
 ) -> WorkflowInfo:
     nextflow = coerce.mapping(workflow.get("nextflow")) or {}
     manifest = coerce.mapping(workflow.get("manifest")) or {}
@@ -172,7 +166,7 @@ def task_status(raw_status: Any, error_action: Any) -> JobStatus | None:
     return status
 
 
-def _task(task: Any, at: datetime, safe: _Safe) -> JobUpdate | None:
+def _task(task: Any, at: datetime, safe: coerce.SafeJson) -> JobUpdate | None:
     if not isinstance(task, dict):
         return None
     get = task.get
@@ -215,7 +209,7 @@ def _task(task: Any, at: datetime, safe: _Safe) -> JobUpdate | None:
     )
 
 
-def _progress(progress: Any, at: datetime, safe: _Safe) -> WorkflowProgress | None:
+def _progress(progress: Any, at: datetime, safe: coerce.SafeJson) -> WorkflowProgress | None:
     if not isinstance(progress, dict):
         return None
     counts = {
@@ -240,7 +234,7 @@ def _progress(progress: Any, at: datetime, safe: _Safe) -> WorkflowProgress | No
 
 
 def _outcome(
-    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: _Safe
+    workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: coerce.SafeJson
 ) -> WorkflowOutcome:
     success = workflow.get("success") is True
     return WorkflowOutcome(

@@ -225,3 +225,19 @@ def test_job_info_never_raises_on_any_resources(resources):
         {"level": "job_info", "jobid": 1, "resources": resources}, NOW
     )
     assert update.key == "1"
+
+
+def test_checked_messages_give_the_same_events_without_checking_their_documents_again():
+    recorded = [
+        *messages("snakemake/panoptes_success.jsonl"),
+        *messages("snakemake/panoptes_failure.jsonl"),
+    ]
+    for message in recorded:
+        expected = snakemake.parse_message(message, NOW)
+        assert snakemake.parse_message(message, NOW, checked=True) == expected
+    # Unchecked, a document is made storable; checked (part of a stored body), it is kept.
+    odd = {"level": "job_info", "jobid": 1, "wildcards": {"sample": "a\x00b"}}
+    [unchecked] = snakemake.parse_message(odd, NOW)
+    assert isinstance(unchecked, JobUpdate) and unchecked.fields["wildcards"] == {"sample": "ab"}
+    [checked] = snakemake.parse_message(odd, NOW, checked=True)
+    assert isinstance(checked, JobUpdate) and checked.fields["wildcards"] == {"sample": "a\x00b"}
