@@ -24,12 +24,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         migrations_runner,
         openapi,
         ops,
+        serializers,
         ui,
     )
     from .extensions import db, migrate
     from .ingest import snakemake, tower
 
     app = Flask(__name__)
+    app.json = serializers.JsonProvider(app)
     app.config.from_mapping(configuration.load(config))
     configuration.check(app.config)
     db.init_app(app)

@@ -4,8 +4,10 @@ document, so what the API says it returns and what it returns cannot drift apart
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+import orjson
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ConfigDict
 
 from .config import Staleness
@@ -235,3 +237,23 @@ def job(job: Job, workflow_id: str) -> dict[str, Any]:
         resources=job.resources,
         extra=job.extra,
     ).model_dump(mode="json")
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON responses, written by orjson: compact, keys sorted as Flask sorts them,
+    non-ASCII as UTF-8. Whatever orjson does not take as plain JSON data (datetimes and other
+    types Flask converts itself, keys that are not strings, integers beyond 64 bits) and
+    pretty-printed output (debug mode) are left to Flask's own."""
+
+    _COMPACT: ClassVar[dict[str, Any]] = {"separators": (",", ":")}  # Flask's, unless debug
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs or kwargs == self._COMPACT:
+            options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+            if self.sort_keys:
+                options |= orjson.OPT_SORT_KEYS
+            try:
+                return orjson.dumps(obj, option=options).decode()
+            except TypeError:  # orjson.JSONEncodeError included
+                pass
+        return super().dumps(obj, **kwargs)

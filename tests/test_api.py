@@ -1,11 +1,13 @@
 """The read and management API."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.conftest import load_json, silence
+
+COMPACT_SORTED = {"separators": (",", ":"), "sort_keys": True}
 
 
 def snakemake_run(client, name=None):
@@ -209,3 +211,19 @@ def test_detail_carries_the_large_fields_and_the_list_does_not(client):
     assert detail["params"] is not None and detail["config"] is not None
     listed = client.get("/api/workflows").get_json()["workflows"][0]
     assert "params" not in listed and "config" not in listed
+
+
+def test_responses_are_compact_json_with_sorted_keys_and_flask_converts_the_rest(app, client):
+    workflow_id = nextflow_run(client, "naïve_run")
+    response = client.get(f"/api/workflow/{workflow_id}")
+    text = response.get_data(as_text=True)
+    assert response.mimetype == "application/json" and text.endswith("}\n")
+    workflow = json.loads(text)["workflow"]
+    assert text == json.dumps({"workflow": workflow}, **COMPACT_SORTED, ensure_ascii=False) + "\n"
+    # What orjson does not take as plain data is Flask's to write, as Flask writes it.
+    with app.app_context():
+        odd = {"at": datetime(2026, 11, 22, tzinfo=UTC), "big": 2**70}
+        flasks = {"at": "Sun, 22 Nov 2026 00:00:00 GMT", "big": 2**70}
+        assert app.json.dumps(odd) == json.dumps(flasks, sort_keys=True)
+        assert app.json.dumps({7: "seven"}) == '{"7": "seven"}'
+        assert app.json.dumps({"b": [1.5, None], "a": "é"}) == '{"a":"é","b":[1.5,null]}'
