@@ -298,7 +298,7 @@ def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
     if serialised is not None:
         return value, serialised
     safe = json_safe(value)
-    return safe, json.dumps(safe)
+    return safe, dumps(safe)
 
 
 SafeJson = Callable[[Any], Any]
