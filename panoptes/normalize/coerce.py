@@ -255,7 +255,8 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
     a surrogate escape, a hex digest of 19 digits, an encoding other than UTF-8) only costs
     that serialisation.
     """
-    if not _may_need_changes(raw):
+    needs_changes = _may_need_changes(raw)
+    if not needs_changes:
         try:
             value = orjson.loads(raw)  # strict JSON: finite numbers, UTF-8, no BOM
         except orjson.JSONDecodeError:
@@ -276,7 +277,7 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
         return float(name)
 
     value = json.loads(raw, parse_float=parse_float, parse_constant=parse_constant)
-    if not finite or _may_need_changes(raw):
+    if not finite or needs_changes:
         return value, None
     try:
         text = raw.decode("utf-8")
