@@ -7,6 +7,7 @@ only print).
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -27,6 +28,7 @@ MAX_INTEGER_ID = 2**63 - 1
 FEATURES = ["batch"]
 
 
+@cache  # reading the installed metadata cost more than the rest of the request
 def hub_version() -> str:
     try:
         return version("panoptes-hub")
