@@ -22,6 +22,7 @@ COLOURS = {
     "panoptes": "#2b6cb0",
     "panoptes-ui": "#dd6b20",
     "nextflow-turret": "#38a169",
+    "store-only Flask": "#718096",
     "bare Flask": "#a0aec0",
 }
 

@@ -59,7 +59,7 @@ class WriteSpec:
         names = ["panoptes"]
         if peers and self.family in PEER:
             names.append(PEER[self.family])
-        return [*names, "bare Flask"]
+        return [*names, servers.FLOOR, "bare Flask"]
 
 
 WRITE_SPECS = {
@@ -178,12 +178,15 @@ def _checker(name: str, spec: WriteSpec, stream: streams.Stream, server: Server)
         return streams.check_panoptes_ui(stream)
     if name == "nextflow-turret":
         return streams.check_turret(stream)
+    if name == servers.FLOOR:
+        return streams.check_floor(stream, server.workdir / servers.FLOOR_DATABASE)
     return streams.check_nothing(stream)
 
 
 def measure(spec: WriteSpec, stream: streams.Stream, server: Server, round_number: int) -> Pass:
     """Send ``stream`` to ``server`` once; the pass, checked for correctness."""
     cpu = [0.0]
+    check = _checker(server.name, spec, stream, server)  # before: it may count what is there
 
     def sample() -> None:
         cpu[0] = server.cpu_seconds()
@@ -195,7 +198,7 @@ def measure(spec: WriteSpec, stream: streams.Stream, server: Server, round_numbe
     problems = [f"{result.errors} failed requests: {result.error_samples}"] if result.errors else []
     if result.units != stream.units:
         problems.append(f"{result.units} of {stream.units} {stream.unit} accepted")
-    problems += _checker(server.name, spec, stream, server)(HOST, server.port, result.ids)
+    problems += check(HOST, server.port, result.ids)
     return Pass(
         label=spec.label,
         server=server.name,
@@ -263,6 +266,7 @@ def run_writes(
             made = {
                 "panoptes": lambda: servers.hub(folder, source=args.hub_source),
                 "bare Flask": lambda: servers.ceiling(folder),
+                servers.FLOOR: lambda: servers.floor(folder),
                 "panoptes-ui": lambda: servers.panoptes_ui(folder, peers["panoptes-ui"]),
                 "nextflow-turret": lambda: servers.turret(folder, peers["nextflow-turret"]),
             }[name]()
@@ -694,8 +698,10 @@ def main(argv: list[str] | None = None) -> int:
         f"in {facts['duration_s'] / 60:.1f} min",
         flush=True,
     )
-    # A peer that loses events is a finding; the hub or the ceiling losing one is a failure.
-    ours = [p for p in results.get("passes", []) if p["server"] in ("panoptes", "bare Flask")]
+    # A peer that loses events is a finding; the hub, the floor or the ceiling losing one is a
+    # failure.
+    mine = ("panoptes", servers.FLOOR, "bare Flask")
+    ours = [p for p in results.get("passes", []) if p["server"] in mine]
     return 0 if all(p["ok"] for p in ours) else 1
 
 

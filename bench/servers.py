@@ -34,6 +34,10 @@ THREADS = 16
 START_TIMEOUT = 90.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+# The floor (floor_app.py): the ceiling plus storing each request with one commit.
+FLOOR = "store-only Flask"
+FLOOR_DATABASE = "floor.db"
+
 PANOPTES_UI_VERSION = "1.6.2"
 TURRET_VERSION = "0.1.0"
 
@@ -269,6 +273,28 @@ def ceiling(workdir: Path, python: str = sys.executable) -> Server:
         workdir=workdir,
         ready_path="/",
         note=f"gunicorn gthread, {WORKERS} workers x {THREADS} threads, no database",
+    )
+
+
+def floor(workdir: Path, python: str = sys.executable) -> Server:
+    """A Flask app storing each request with one SQLite commit, under the hub's gunicorn
+    settings (``floor_app.py``)."""
+    return Server(
+        name=FLOOR,
+        command=[
+            python,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(GUNICORN_SAME),
+            "--pythonpath",
+            str(HERE),
+            "floor_app:app",
+        ],
+        workdir=workdir,
+        ready_path="/",
+        env={"FLOOR_DATABASE": str(workdir / FLOOR_DATABASE), "PYTHONPATH": str(REPO)},
+        note=f"gunicorn gthread, {WORKERS} workers x {THREADS} threads, SQLite, one row a request",
     )
 
 

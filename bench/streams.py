@@ -432,6 +432,28 @@ def check_turret(stream: Stream) -> Checker:
     return check
 
 
+def check_floor(stream: Stream, database: Path) -> Checker:
+    """The floor stores one row per request: every request of the pass stored. Made before
+    the pass, so it counts only the rows the pass adds."""
+
+    def count() -> int:
+        if not database.exists():
+            return 0
+        with _sqlite(database) as db:
+            return int(db.execute("SELECT count(*) FROM requests").fetchone()[0])
+
+    before = count()
+
+    def check(host: str, port: int, ids: dict[int, str]) -> list[str]:
+        problems = _missing_runs(stream, ids)
+        stored, sent = count() - before, stream.runs * stream.requests_per_run
+        if stored != sent:
+            problems.append(f"{stored} of {sent} requests stored")
+        return problems
+
+    return check
+
+
 def check_nothing(stream: Stream) -> Checker:
     """The ceiling stores nothing; only every request must have been answered."""
 

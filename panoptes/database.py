@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-class _WriterQueue:
+class WriterQueue:
     """Writers of one SQLite file wait here, in the kernel, instead of in SQLite's busy handler.
 
     SQLite's handler sleeps and retries (up to 100 ms a sleep), so a waiting writer often
@@ -66,7 +66,7 @@ class _WriterQueue:
                 fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
-_QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+_QUEUES: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
 _QUEUES_LOCK = threading.Lock()
 
 
@@ -91,7 +91,7 @@ def writer_turn(engine: Engine) -> Iterator[None]:
     queue = _QUEUES.get(engine)
     if queue is None:
         with _QUEUES_LOCK:
-            queue = _QUEUES.setdefault(engine, _WriterQueue(database))
+            queue = _QUEUES.setdefault(engine, WriterQueue(database))
     with queue.held():
         yield
 

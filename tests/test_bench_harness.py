@@ -39,14 +39,16 @@ def test_quick_harness_against_the_hub_only(tmp_path: Path) -> None:
     passes = results["passes"]
     labels = {p["label"] for p in passes}
     assert len(labels) == 5, labels  # Snakemake c=1 and c=8, Tower 1 and 50, batch
-    assert {p["server"] for p in passes} == {"panoptes", "bare Flask"}
+    assert {p["server"] for p in passes} == {"panoptes", "store-only Flask", "bare Flask"}
     failed = [(p["label"], p["server"], p["problems"]) for p in passes if not p["ok"]]
     assert not failed
     assert all(p["units"] > 0 and p["rate"] > 0 for p in passes)
     pages = {page["page"]: page for page in results["read"]}
     assert {"runs list (API)", "run page (dashboard)"} <= set(pages)
     assert all(page["status"] == 200 and page["n"] == 2 for page in pages.values())
-    assert "## Targets" in (out / "RESULTS.md").read_text()
+    report = (out / "RESULTS.md").read_text()
+    assert "## Targets" in report
+    assert "(storing alone: " in report  # the floor's share beside the ceiling target
 
 
 def test_tower_floor_stores_every_task_and_reports_its_cost() -> None:
