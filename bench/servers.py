@@ -256,20 +256,16 @@ def hub(workdir: Path, python: str = sys.executable, source: Path = REPO) -> Ser
     )
 
 
+def _same_gunicorn(python: str, app: str, *args: str) -> list[str]:
+    """The command serving ``app`` under the hub's gunicorn settings (``gunicorn_same.py``)."""
+    return [python, "-m", "gunicorn", "-c", str(GUNICORN_SAME), *args, app]
+
+
 def ceiling(workdir: Path, python: str = sys.executable) -> Server:
     """A Flask app answering a constant, under the hub's gunicorn settings."""
     return Server(
         name="bare Flask",
-        command=[
-            python,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(GUNICORN_SAME),
-            "--pythonpath",
-            str(HERE),
-            "ceiling_app:app",
-        ],
+        command=_same_gunicorn(python, "ceiling_app:app", "--pythonpath", str(HERE)),
         workdir=workdir,
         ready_path="/",
         note=f"gunicorn gthread, {WORKERS} workers x {THREADS} threads, no database",
@@ -281,16 +277,7 @@ def floor(workdir: Path, python: str = sys.executable) -> Server:
     settings (``floor_app.py``)."""
     return Server(
         name=FLOOR,
-        command=[
-            python,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(GUNICORN_SAME),
-            "--pythonpath",
-            str(HERE),
-            "floor_app:app",
-        ],
+        command=_same_gunicorn(python, "floor_app:app", "--pythonpath", str(HERE)),
         workdir=workdir,
         ready_path="/",
         env={"FLOOR_DATABASE": str(workdir / FLOOR_DATABASE), "PYTHONPATH": str(REPO)},
@@ -303,14 +290,7 @@ def panoptes_ui(workdir: Path, venv: Path) -> Server:
     database = workdir / "panoptes-ui.db"
     return Server(
         name="panoptes-ui",
-        command=[
-            str(venv / "bin" / "python"),
-            "-m",
-            "gunicorn",
-            "-c",
-            str(GUNICORN_SAME),
-            "panoptes.app:app",
-        ],
+        command=_same_gunicorn(str(venv / "bin" / "python"), "panoptes.app:app"),
         workdir=workdir,
         ready_path="/api/service-info",
         # Its own default URL carries check_same_thread=False, needed under threads.
