@@ -324,7 +324,11 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
             "reported RUNNING then COMPLETED). Medians over the passes; p50/p99 are the "
             "latency of single requests; server CPU is the user+system time of all the "
             "server's processes divided by the units. A pass counts only if the server "
-            "stored every event (checked through its API or database right after it).",
+            "stored every event (checked through its API or database right after it). "
+            "Two Flask apps run beside the servers under the hub's gunicorn settings: bare "
+            "Flask answers a constant (the ceiling; 'of ceiling' is a rate over its rate), "
+            "store-only Flask stores each request's body with one SQLite commit, set up as the "
+            "hub sets SQLite up (what storing alone allows; `bench/floor_app.py`).",
             "",
             *_write_table(results),
         ]
