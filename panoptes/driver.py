@@ -163,11 +163,12 @@ def _sqlite_datetime(
     def sqlite_datetime(value: Any) -> Any:
         if value.__class__ is not datetime:
             return convert(value)
-        if to_stored is not None:
-            value = to_stored(value, dialect)
-        if value.tzinfo is not None:  # SQLAlchemy drops the zone; isoformat would write it
+        stored = value if to_stored is None else to_stored(value, dialect)
+        # SQLAlchemy drops a zone left (isoformat would write it): its own conversion, from
+        # the value as given, so that a decorator's conversion is not applied twice.
+        if stored.__class__ is not datetime or stored.tzinfo is not None:
             return convert(value)
-        return value.isoformat(" ", "microseconds")
+        return stored.isoformat(" ", "microseconds")
 
     return sqlite_datetime
 
