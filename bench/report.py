@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from servers import FLOOR
+from servers import CEILING, FLOOR
 
 SNAKEMAKE = ("Snakemake, 1 event/request, c=1", "Snakemake, 1 event/request, c=8")
 TOWER = ("Tower, 1 task/progress, c=8", "Tower, 50 tasks/progress, c=8")
@@ -169,7 +169,7 @@ def _write_table(results: dict[str, Any]) -> list[str]:
             f"| {row['label']} | {row['server']} | {row['rate']:,.0f} | {_ms(row['p50_ms'])} "
             f"| {_ms(row['p99_ms'])} | {row['cpu_us']:,.0f} "
             f"| {_ratio(row['vs_peer']) if row['server'] == 'panoptes' else ''} "
-            f"| {_ratio(row['of_ceiling'], True) if row['server'] != 'bare Flask' else ''} "
+            f"| {_ratio(row['of_ceiling'], True) if row['server'] != CEILING else ''} "
             f"| {stored} | {', '.join(f'{r:,.0f}' for r in row['rates'])} |"
         )
     problems = [

@@ -59,7 +59,7 @@ class WriteSpec:
         names = ["panoptes"]
         if peers and self.family in PEER:
             names.append(PEER[self.family])
-        return [*names, servers.FLOOR, "bare Flask"]
+        return [*names, servers.FLOOR, servers.CEILING]
 
 
 WRITE_SPECS = {
@@ -241,7 +241,7 @@ def summarize_passes(passes: list[Pass]) -> list[dict[str, Any]]:
             )
     for row in rows:
         same = {r["server"]: r for r in rows if r["label"] == row["label"]}
-        ceiling = same.get("bare Flask")
+        ceiling = same.get(servers.CEILING)
         row["of_ceiling"] = row["rate"] / ceiling["rate"] if ceiling and ceiling["rate"] else None
         peer = next((same[n] for n in ("panoptes-ui", "nextflow-turret") if n in same), None)
         row["vs_peer"] = row["rate"] / peer["rate"] if peer and peer["rate"] else None
@@ -265,7 +265,7 @@ def run_writes(
             folder = work / name.replace(" ", "-")
             made = {
                 "panoptes": lambda: servers.hub(folder, source=args.hub_source),
-                "bare Flask": lambda: servers.ceiling(folder),
+                servers.CEILING: lambda: servers.ceiling(folder),
                 servers.FLOOR: lambda: servers.floor(folder),
                 "panoptes-ui": lambda: servers.panoptes_ui(folder, peers["panoptes-ui"]),
                 "nextflow-turret": lambda: servers.turret(folder, peers["nextflow-turret"]),
@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # A peer that loses events is a finding; the hub, the floor or the ceiling losing one is a
     # failure.
-    mine = ("panoptes", servers.FLOOR, "bare Flask")
+    mine = ("panoptes", servers.FLOOR, servers.CEILING)
     ours = [p for p in results.get("passes", []) if p["server"] in mine]
     return 0 if all(p["ok"] for p in ours) else 1
 

@@ -34,7 +34,9 @@ THREADS = 16
 START_TIMEOUT = 90.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# The floor (floor_app.py): the ceiling plus storing each request with one commit.
+# The ceiling (ceiling_app.py) answers a constant; the floor (floor_app.py) also stores each
+# request with one commit.
+CEILING = "bare Flask"
 FLOOR = "store-only Flask"
 FLOOR_DATABASE = "floor.db"
 
@@ -264,7 +266,7 @@ def _same_gunicorn(python: str, app: str, *args: str) -> list[str]:
 def ceiling(workdir: Path, python: str = sys.executable) -> Server:
     """A Flask app answering a constant, under the hub's gunicorn settings."""
     return Server(
-        name="bare Flask",
+        name=CEILING,
         command=_same_gunicorn(python, "ceiling_app:app", "--pythonpath", str(HERE)),
         workdir=workdir,
         ready_path="/",
