@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         auth,
         commands,
         database,
+        engines,
         errors,
         live,
         metrics,
@@ -28,7 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ui,
     )
     from .extensions import db, migrate
-    from .ingest import snakemake, tower
+    from .store import projector
 
     app = Flask(__name__)
     app.json = serializers.JsonProvider(app)
@@ -41,9 +42,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.protect(app)
     commands.register(app)
-    app.register_blueprint(snakemake.bp)
-    app.register_blueprint(tower.bp)
-    app.register_blueprint(tower.bp, url_prefix="/api", name="tower_api")
+    for adapter in engines.ADAPTERS.values():
+        for route in adapter.routes():
+            options = {"url_prefix": route.url_prefix, "name": route.name}
+            app.register_blueprint(
+                route.blueprint, **{k: v for k, v in options.items() if v is not None}
+            )
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
@@ -52,4 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.instrument(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
+    if app.config["PROJECTOR_THREAD"]:
+        # Started by the first request of each process: threads do not survive the fork of
+        # gunicorn's workers, and a process that never serves does not need one.
+        app.before_request(lambda: projector.for_app(app).ensure_running())
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,8 +14,9 @@ from .config import Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
 from .ingest.body import json_object
+from .ingest.events import ENGINE_PATTERN as ENGINE_NAME
 from .models import Job, Workflow
-from .normalize.schema import Engine, JobStatus, WorkflowStatus
+from .normalize.schema import JobStatus, WorkflowStatus
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -31,7 +32,7 @@ class Page(BaseModel):
 
 
 class WorkflowQuery(Page):
-    engine: list[Engine] | None = None
+    engine: list[Annotated[str, Field(pattern=ENGINE_NAME)]] | None = None
     status: list[WorkflowStatus] | None = None
     q: str | None = Field(default=None, max_length=255)
 
@@ -89,7 +90,7 @@ def list_workflows() -> Response:
     params = _parse(WorkflowQuery, _query_args())
     query = select(Workflow)
     if params.engine:
-        query = query.where(Workflow.engine.in_([e.value for e in params.engine]))
+        query = query.where(Workflow.engine.in_(params.engine))
     if params.status:
         query = query.where(queries.status_filter(params.status, _stale()))
     if params.q:
@@ -148,11 +149,11 @@ def cancel_workflow(workflow_id: str) -> Response:
 @bp.delete("/workflow/<workflow_id>")
 def delete_workflow(workflow_id: str) -> Response:
     """Delete a run that is not Running (cancel a dead run first, or let it go Stale)."""
-    workflow = _workflow_or_404(workflow_id)
-    if serializers.effective_status(workflow, _stale()) == WorkflowStatus.RUNNING:
-        raise ApiError(403, "You cannot delete a Running workflow. Cancel it first.")
-    if not store.delete_workflow(workflow_id):
+    outcome = store.delete_workflow(workflow_id)
+    if outcome is store.Deleted.MISSING:
         raise ApiError(404, f"No workflow with id {workflow_id!r}.")
+    if outcome is store.Deleted.RUNNING:
+        raise ApiError(403, "You cannot delete a Running workflow. Cancel it first.")
     return Response(status=204)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from .normalize import coerce
-from .normalize.schema import Engine
 
 DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
 
@@ -42,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_POLL_SECONDS": 0.5,
     "LIVE_STREAM_SECONDS": 300.0,
     "LIVE_MAX_STREAMS": 0,
+    # The projector that applies the log to runs and jobs: a thread in each hub process
+    # (tests turn it off and wait for it explicitly), and the most events one batch applies.
+    "PROJECTOR_THREAD": True,
+    "PROJECTOR_BATCH_SIZE": 2000,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -61,6 +64,9 @@ SETTINGS_HELP: dict[str, str] = {
     "LIVE_POLL_SECONDS": "how often a live page's stream checks the database (default 0.5)",
     "LIVE_STREAM_SECONDS": "how long one live stream lasts before the browser reconnects",
     "LIVE_MAX_STREAMS": "live streams per worker holding a thread (0: half of the threads)",
+    "PROJECTOR_THREAD": "apply the log to runs and jobs in a background thread of each hub "
+    "process (default true)",
+    "PROJECTOR_BATCH_SIZE": "most events one projection transaction applies (default 2000)",
 }
 
 
@@ -134,22 +140,23 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Staleness:
-    """How long a Running run may stay silent before it reads as Stale, by engine (None:
-    never)."""
+    """How long a Running run may stay silent before it reads as Stale (None: never): by
+    engine for the engines whose adapter says so, ``default`` for any other."""
 
+    by_engine: Mapping[str, timedelta | None]
     default: timedelta | None
-    nextflow: timedelta | None
 
     def after(self, engine: str) -> timedelta | None:
-        return self.nextflow if engine == Engine.NEXTFLOW else self.default
+        return self.by_engine.get(engine, self.default)
 
 
 def stale_after(config: Mapping[str, Any]) -> Staleness:
-    """The silence after which a Running run reads as Stale, for each engine."""
-    hours = float(config["STALE_HOURS"])
-    minutes = float(config["NEXTFLOW_STALE_MINUTES"])
-    default = timedelta(hours=hours) if hours > 0 else None
-    return Staleness(default, timedelta(minutes=minutes) if minutes > 0 else default)
+    """The silence after which a Running run reads as Stale, for each engine (asked of the
+    engine adapters)."""
+    from . import engines
+
+    by_engine, default = engines.stale_thresholds(config)
+    return Staleness(by_engine, default)
 
 
 def check(config: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -22,11 +23,11 @@ from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, sel
 from sqlalchemy.orm import defer, load_only
 from sqlalchemy.sql import ColumnElement
 
-from . import charts, queries, serializers
+from . import charts, engines, queries, serializers
 from .config import Staleness
 from .extensions import db
 from .models import Job, Workflow, utcnow
-from .normalize.schema import Engine, JobStatus, WorkflowStatus
+from .normalize.schema import JobStatus, WorkflowStatus
 
 RUNS_PER_PAGE = 50
 JOBS_PER_PAGE = 50
@@ -146,6 +147,24 @@ def list_runs(run_filter: RunFilter, stale: Staleness) -> RunPage:
     return RunPage([summary(w, stale) for w in rows], total, page, pages)
 
 
+_ENGINE_NAMES_SECONDS = 10.0
+_ENGINE_NAMES_KEY = "panoptes.engine_names"
+
+
+def engine_names() -> dict[str, str]:
+    """Every engine runs were reported by, with the label people read: the engines with an
+    adapter of their own first, then those of the generic API. Looked up at most every 10 s
+    per process (it scans the runs)."""
+    cached: tuple[float, dict[str, str]] | None = current_app.extensions.get(_ENGINE_NAMES_KEY)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    names = {name: engines.label(name) for name in sorted(engines.known_engines())}
+    for engine in sorted(db.session.scalars(select(Workflow.engine).distinct())):
+        names.setdefault(engine, engines.label(engine))
+    current_app.extensions[_ENGINE_NAMES_KEY] = (time.monotonic() + _ENGINE_NAMES_SECONDS, names)
+    return names
+
+
 def summary(workflow: Workflow, stale: Staleness) -> serializers.WorkflowSummary:
     """The API's summary of a run (status as read, job counts), as a typed object."""
     return serializers.WorkflowSummary(**serializers.summary_fields(workflow, stale))
@@ -261,7 +280,7 @@ def rule_progress(workflow: Workflow) -> list[RuleProgress]:
             setattr(rule, category, getattr(rule, category) + count)
     detail = workflow.progress_detail if isinstance(workflow.progress_detail, dict) else {}
     processes = detail.get("processes")
-    if workflow.engine == Engine.NEXTFLOW and isinstance(processes, list):
+    if isinstance(processes, list):  # Nextflow's own counters
         for process in processes:
             if not isinstance(process, dict) or not isinstance(process.get("name"), str):
                 continue
@@ -510,7 +529,7 @@ class ResourcePlots:
 def resource_plots(workflow: Workflow) -> ResourcePlots:
     """Box plots per rule/process of each metric the engine reported: Nextflow's own
     quantiles when it sent them at completion, otherwise quantiles computed in SQL."""
-    stats = _nextflow_metrics(workflow.metrics) if workflow.engine == Engine.NEXTFLOW else {}
+    stats = _nextflow_metrics(workflow.metrics)
     source = "nextflow" if stats else "jobs"
     step = 1
     if not stats:

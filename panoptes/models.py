@@ -17,10 +17,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
@@ -174,9 +176,12 @@ class Job(Base):
 
 
 class RawEvent(Base):
+    """The log: every event as it arrived. Runs and jobs are projected from it."""
+
     __tablename__ = "raw_events"
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The adapter that recorded it (panoptes/engines), or "hub" for what people did.
     engine: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(64))
     workflow_id: Mapped[str | None] = mapped_column(String(64))
@@ -184,11 +189,28 @@ class RawEvent(Base):
     # Set by clients that number their events (our plugin), so a re-sent event is skipped.
     dedupe_key: Mapped[str | None] = mapped_column(String(128))
     body: Mapped[Any] = mapped_column(JsonValue, nullable=True)
+    # The log's partition: all events of a run share one, so projectors can split the work.
+    shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
+    # PostgreSQL: the appending transaction's id (its server default), which orders the log
+    # the way commits become visible; 0 on SQLite, whose single writer commits in pk order.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     __table_args__ = (
         Index("ix_raw_events_workflow_id", "workflow_id", "pk"),
         UniqueConstraint("workflow_id", "dedupe_key", name="uq_raw_events_dedupe"),
+        Index("ix_raw_events_shard_txid_pk", "shard", "txid", "pk").ddl_if(dialect="postgresql"),
     )
+
+
+class LogPosition(Base):
+    """How far the projector has applied the log: per shard on PostgreSQL, one row (shard
+    -1) for SQLite's single, pk-ordered log. Written in the same transaction as the effect."""
+
+    __tablename__ = "log_positions"
+
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    txid: Mapped[int] = mapped_column(BigInteger, default=0)
+    event_pk: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from . import serializers, store
 from .api import MAX_OFFSET
 from .config import DEFAULTS
+from .ingest.events import EventBatchIn, EventBatchOut
 from .ingest.snakemake import BatchIn, hub_version
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
@@ -451,6 +452,40 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/log": {
+            "get": {
+                "tags": ["meta"],
+                "summary": "How far runs and jobs lag the stored events",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "appended": {"type": "integer"},
+                                "pending": {"type": "integer"},
+                            },
+                        }
+                    )
+                },
+            }
+        },
+        "/api/events": {
+            "post": {
+                "tags": ["any engine"],
+                "summary": "A batch of one run's events, from any engine (docs/EVENTS.md)",
+                "description": "Idempotent (an event_id already stored is skipped), tolerant of "
+                "order and of unknown fields; answered once the events are stored.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("EventBatchIn")}},
+                },
+                "responses": {
+                    "200": _json(_ref("EventBatchOut")),
+                    "400": _error("malformed batch, or an engine with a protocol of its own"),
+                    "409": _error("the run id belongs to a run of another engine"),
+                },
+            }
+        },
         "/api/workflows": {
             "get": {
                 "tags": read,
@@ -610,6 +645,8 @@ def document() -> dict[str, Any]:
         serializers.JobEnvelope,
         serializers.WorkflowSummary,
         BatchIn,
+        EventBatchIn,
+        EventBatchOut,
     )
     components["Error"] = ERROR_SCHEMA
     security_schemes = {

@@ -31,6 +31,19 @@ def readyz() -> Response:
     return jsonify(status="ready", database="ok")
 
 
+@bp.get("/api/log")
+def log_status() -> Response:
+    """How far the projector has applied the log: ``appended`` (the newest event's number) and
+    ``pending`` (events stored but not yet visible in runs and jobs). Scripts that must read
+    their own writes wait for ``pending`` to reach 0."""
+    from .store import projector
+
+    with db.engine.connect() as connection:
+        return jsonify(
+            appended=projector.log_head(connection), pending=projector.pending_events(connection)
+        )
+
+
 @bp.get("/metrics")
 def prometheus() -> Response:
     """Prometheus text format: events ingested, request latency, runs by status."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, false, func, not_, or_, select
@@ -11,7 +11,7 @@ from sqlalchemy import and_, case, false, func, not_, or_, select
 from .config import Staleness
 from .extensions import db
 from .models import Workflow, utcnow
-from .normalize.schema import Engine, WorkflowStatus
+from .normalize.schema import WorkflowStatus
 
 # Columns a list of runs never shows; loading them for 1,000 runs would cost megabytes.
 HEAVY_WORKFLOW_COLUMNS = (
@@ -30,10 +30,11 @@ def stale_runs(stale: Staleness, now: datetime | None = None) -> Any:
     """SQL for Running runs silent for longer than their engine allows."""
     now = now or utcnow()
     silent = []
-    for engine_is, after in (
-        (Workflow.engine == Engine.NEXTFLOW.value, stale.nextflow),
-        (Workflow.engine != Engine.NEXTFLOW.value, stale.default),
-    ):
+    thresholds: list[tuple[Any, timedelta | None]] = [
+        (Workflow.engine == engine, after) for engine, after in stale.by_engine.items()
+    ]
+    thresholds.append((Workflow.engine.not_in(list(stale.by_engine)), stale.default))
+    for engine_is, after in thresholds:
         if after is not None:
             silent.append(and_(engine_is, Workflow.updated_at < now - after))
     if not silent:

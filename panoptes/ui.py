@@ -28,11 +28,11 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from . import charts, dashboard, live, serializers, store
+from . import charts, dashboard, engines, live, serializers, store
 from .config import Staleness, stale_after
 from .extensions import db
 from .models import Job, utcnow
-from .normalize.schema import Engine, JobStatus, WorkflowStatus
+from .normalize.schema import JobStatus, WorkflowStatus
 
 bp = Blueprint("ui", __name__)
 
@@ -100,13 +100,14 @@ def job_label(job: Job) -> str:
 
 
 def log_paths(job: Job, engine: str, everything: bool = True) -> list[str]:
-    """The job's log files: Snakemake's ``log:`` entries; Nextflow's files in the work dir
-    (stderr and the full log first, where a failure shows)."""
+    """The job's log files: those the engine reported (Snakemake's ``log:``), then those its
+    adapter knows in the work dir (Nextflow's: stderr and the full log first, where a
+    failure shows)."""
     paths = [str(p) for p in job.log or []]
-    if engine == Engine.NEXTFLOW and job.work_dir:
+    names = engines.for_run(engine).work_dir_logs
+    if names and job.work_dir:
         base = job.work_dir.rstrip("/")
-        names = ("err", "log", "out", "sh") if everything else ("err", "log")
-        paths += [f"{base}/.command.{name}" for name in names]
+        paths += [f"{base}/{name}" for name in (names if everything else names[:2])]
     return paths
 
 
@@ -133,7 +134,10 @@ def _template_helpers() -> dict[str, Any]:
         "job_label": job_label,
         "log_paths": log_paths,
         "stacked_bar": charts.stacked_bar,
-        "engine_names": {Engine.SNAKEMAKE.value: "Snakemake", Engine.NEXTFLOW.value: "Nextflow"},
+        "engine_names": dashboard.engine_names(),
+        "engine_label": engines.label,
+        "engine_words": lambda engine: engines.for_run(engine).words,
+        "engine_reports_usage": lambda engine: engines.for_run(engine).reports_job_usage,
     }
 
 
@@ -174,7 +178,7 @@ def _run_filter(args: Mapping[str, str]) -> dashboard.RunFilter:
     sort = _choice(args.get("sort"), dashboard.RUN_SORTS, "started")
     return dashboard.RunFilter(
         q=(args.get("q") or "").strip()[:NAME_MAX_LENGTH],
-        engine=_choice(args.get("engine"), [e.value for e in Engine]),
+        engine=_choice(args.get("engine"), list(dashboard.engine_names())),
         status=_choice(args.get("status"), [s.value for s in WorkflowStatus]),
         sort=sort,
         descending=_descending(args, dashboard.RUN_SORT_DESCENDING[sort]),
@@ -319,14 +323,13 @@ def delete(workflow_id: str) -> ResponseReturnValue:
     if not _csrf_ok():
         return _refused()
     run = dashboard.find_run(workflow_id)
-    if run is None:
+    name = run.name if run is not None else workflow_id
+    outcome = store.delete_workflow(workflow_id)
+    if outcome is store.Deleted.MISSING:
         return _not_found(f"There is no run with id {workflow_id}.")
-    if serializers.effective_status(run, _stale()) == WorkflowStatus.RUNNING:
+    if outcome is store.Deleted.RUNNING:
         flash("A Running run cannot be deleted: mark it cancelled first.", "error")
         return redirect(url_for("ui.confirm_delete", workflow_id=workflow_id), 303)
-    name = run.name
-    if not store.delete_workflow(workflow_id):
-        return _not_found(f"There is no run with id {workflow_id}.")
     flash(f"Deleted {name}.", "ok")
     return redirect(url_for("ui.index"), 303)
 

@@ -24,9 +24,11 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, make_url, text, update
 from sqlalchemy.engine import URL
 
-from panoptes import create_app
+from panoptes import create_app, store
 from panoptes.config import database_uri
 from panoptes.extensions import db
+from panoptes.store import projector
+from panoptes.store.log import APPENDED
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -177,18 +179,49 @@ def _empty_tables(app: Flask) -> None:
         db.session.commit()
 
 
+def wait_for_projection(app: Flask) -> None:
+    """Wait until every event committed so far is applied to runs and jobs (the projector
+    runs in this thread when no other holds it), instead of sleeping."""
+    assert store.catch_up(app), "the projector did not catch up"
+
+
+class ProjectedClient(FlaskClient):
+    """The test client, reading its own writes: after each request it waits for the
+    projector, as a client of a real hub would poll."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        extensions = self.application.extensions
+        before = extensions.get(APPENDED, 0)
+        response = super().open(*args, **kwargs)
+        if extensions.get(APPENDED, 0) != before:
+            wait_for_projection(self.application)
+        return response
+
+
 @pytest.fixture
 def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
-    """Builds hubs on this test's database with extra settings; closes them afterwards."""
+    """Builds hubs on this test's database with extra settings; closes them afterwards.
+
+    The projector thread is off: the test client waits for the projection after each request
+    (``ProjectedClient``), and other tests call ``wait_for_projection``."""
     apps: list[Flask] = []
 
     def make(**settings: Any) -> Flask:
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
+        app = create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "PROJECTOR_THREAD": False,
+                **settings,
+            }
+        )
+        app.test_client_class = ProjectedClient
         apps.append(app)
         return app
 
     yield make
     for app in apps:
+        projector.for_app(app).stop()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
@@ -221,6 +254,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_projected(url: str, timeout: float = 30.0) -> None:
+    """Wait until the hub at ``url`` has applied every stored event (``GET /api/log``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = requests.get(f"{url}/api/log", timeout=10).json()
+        if state["pending"] == 0:
+            return
+        assert time.monotonic() < deadline, f"{url} still has {state['pending']} events to apply"
+        time.sleep(0.02)
 
 
 class LiveHub:
@@ -277,6 +321,10 @@ class LiveHub:
         raise RuntimeError(
             f"hub did not answer in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
         )
+
+    def projected(self, timeout: float = 30.0) -> None:
+        """Wait until every event this hub stored is visible in runs and jobs."""
+        wait_projected(self.url, timeout)
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM and wait (SIGKILL after ``timeout``); the exit code."""

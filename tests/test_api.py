@@ -77,7 +77,7 @@ def test_filters_search_and_pagination(client):
         {"limit": "many"},
         {"offset": "-1"},
         {"status": "Sleeping"},
-        {"engine": "cromwell"},
+        {"engine": "Not An Engine!"},
         {"limit": "100000"},
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 
 from panoptes import store
 from panoptes.models import utcnow
-from tests.conftest import load_json
+from tests.conftest import load_json, wait_for_projection
 from tests.replay import flask_sender, replay_tower
 
 
@@ -188,7 +188,9 @@ def test_a_retried_create_gets_the_run_its_first_attempt_made(app, client):
         earlier = store.tower_create(
             dict(body, runName=late), received_at=utcnow() - timedelta(minutes=6)
         )
+        wait_for_projection(app)
         assert store.tower_create(dict(body, runName=late)) != earlier
+    wait_for_projection(app)
     # The choice is in the raw events: a rebuild gives the same runs.
     runs = client.get("/api/workflows").get_json()
     with app.app_context():

@@ -3,11 +3,14 @@
 import json
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import Text, cast, inspect, select
 
 from panoptes import store
 from panoptes.extensions import db
-from panoptes.models import Job, RawEvent, Workflow
+from panoptes.models import Job, LogPosition, RawEvent, Workflow
+from panoptes.store import projector
+from tests.conftest import wait_for_projection
 from tests.replay import flask_sender, replay_http_capture, replay_tower, replay_wms_run
 
 
@@ -80,14 +83,18 @@ def test_reindex_rebuilds_exactly_the_same_state(app, client, runner):
     assert snapshot(app) == before
 
 
-def test_raw_event_and_effect_commit_together_or_not_at_all(app, client, monkeypatch):
+def test_a_projection_that_fails_half_way_applies_nothing_and_loses_nothing(
+    app, client, monkeypatch
+):
     workflow_id = client.get("/create_workflow").get_json()["id"]
+    real_write = projector._write
 
-    def broken(*args, **kwargs):
+    def write_then_fail(*args, **kwargs):
+        real_write(*args, **kwargs)  # every change of the batch is written, then the crash
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "_apply_events", broken)
-    response = client.post(
+    monkeypatch.setattr(projector, "_write", write_then_fail)
+    answer = FlaskClient(app).post(
         "/update_workflow_status",
         data={
             "msg": json.dumps({"level": "progress", "done": 1, "total": 2}),
@@ -95,13 +102,17 @@ def test_raw_event_and_effect_commit_together_or_not_at_all(app, client, monkeyp
             "id": workflow_id,
         },
     )
-    assert response.status_code == 500
-    assert response.get_json()["error"] == "server_error"
+    assert answer.status_code == 200  # stored in the log: acknowledged
+    with pytest.raises(RuntimeError):
+        store.catch_up(app)
     with app.app_context():
-        kinds = db.session.scalars(
-            select(RawEvent.kind).where(RawEvent.workflow_id == workflow_id)
-        ).all()
-    assert kinds == ["create"]
+        assert db.session.scalar(select(Workflow.progress_total)) is None
+        assert [raw.kind for raw in db.session.scalars(select(RawEvent))] == ["create", "update"]
+        assert db.session.scalar(select(LogPosition.event_pk).where(LogPosition.shard == -1)) == 1
+    monkeypatch.setattr(projector, "_write", real_write)
+    wait_for_projection(app)
+    run = client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]
+    assert (run["jobs_done"], run["jobs_total"]) == (1, 2)
 
 
 def test_raw_events_keep_engine_kind_time_and_body(app, client):

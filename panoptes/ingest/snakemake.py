@@ -13,12 +13,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 
 from .. import serializers, store
 from ..config import stale_after
 from ..errors import ApiError
+from ..extensions import db
+from ..models import Workflow, utcnow
+from ..normalize import reducer
 from ..normalize import snakemake as normalize
-from .body import json_object_with_text, json_or_form
+from .body import json_object, json_or_form
 
 bp = Blueprint("snakemake", __name__)
 
@@ -81,7 +85,7 @@ def service_info() -> Response:
         server="panoptes-hub",
         version=hub_version(),
         features=FEATURES,
-        engines=["snakemake", "nextflow"],
+        engines=["snakemake", "nextflow", "any (POST /api/events)"],
     )
 
 
@@ -93,7 +97,22 @@ def create_workflow() -> Response:
         body = json_or_form(request)
     except ApiError:
         body = {}  # the body is informational only; a strange one must not stop the run
-    workflow = store.snakemake_create(request.args.to_dict(), body)
+    received_at = utcnow()
+    workflow_id, name = store.snakemake_create(request.args.to_dict(), body, received_at)
+    # Snakemake reads the run back at once: answer with the run as projected.
+    store.catch_up()
+    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    if workflow is None:  # the projector is slow: the run as it will be
+        workflow = Workflow(
+            id=workflow_id,
+            engine="snakemake",
+            name=name,
+            status="Running",
+            created_at=received_at,
+            started_at=received_at,
+            updated_at=received_at,
+            **dict.fromkeys(reducer.COUNTERS.values(), 0),
+        )
     return jsonify(serializers.workflow_summary(workflow, stale_after(current_app.config)))
 
 
@@ -105,13 +124,12 @@ def update_workflow_status() -> Response:
         envelope = UpdateEnvelope.model_validate(fields)
     except ValidationError as error:
         raise ApiError.from_validation(error) from None
-    message = normalize.decode_msg(envelope.msg)
-    if message is None:
+    if normalize.decode_msg(envelope.msg) is None:
         raise ApiError(
             400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
         )
     try:
-        store.snakemake_update(str(envelope.id), envelope.model_dump(), message=message)
+        store.snakemake_update(str(envelope.id), envelope.model_dump())
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return Response("ok", mimetype="text/plain")
@@ -120,13 +138,13 @@ def update_workflow_status() -> Response:
 @bp.post("/api/snakemake/events")
 def snakemake_events() -> Response:
     """Many events in one request and one transaction; re-sent ``event_id`` values are skipped."""
-    body, text = json_object_with_text(request)
+    body = json_object(request)
     try:
         batch = BatchIn.model_validate(body)
     except ValidationError as error:
         raise ApiError.from_validation(error) from None
     try:
-        result = store.snakemake_batch(batch.workflow_id, batch.events, checked=text is not None)
+        result = store.snakemake_batch(batch.workflow_id, batch.events)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return jsonify(

@@ -40,7 +40,8 @@ def _event(kind: str, workflow_id: str) -> str:
 @bp.post("/trace/create")
 def create() -> Response:
     """A new run; Nextflow needs ``workflowId`` back (and prints nothing else)."""
-    workflow_id = store.tower_create(*json_object_with_text(request))
+    body, text = json_object_with_text(request)
+    workflow_id = store.tower_create(body, text)
     return jsonify(workflowId=workflow_id, watchUrl=_watch_url(workflow_id))
 
 

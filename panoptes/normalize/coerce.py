@@ -196,10 +196,19 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+class JsonText(str):
+    """JSON text already made (a request body stored as it was received): ``dumps`` returns
+    it as it is, so a JSON column stores it without serialising it again."""
+
+    __slots__ = ()
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (non-ASCII as it is), made by orjson; ``json.dumps`` for what orjson
     refuses (keys that are not strings, integers beyond 64 bits, lone surrogates). Non-finite
-    numbers become null, as ``json_safe`` makes them."""
+    numbers become null, as ``json_safe`` makes them. ``JsonText`` is returned as it is."""
+    if value.__class__ is JsonText:
+        return str(value)
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError included
@@ -286,15 +295,10 @@ def parse_received(raw: bytes) -> tuple[Any, str | None]:
     return value, None if text.startswith("\ufeff") else text
 
 
-def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
+def json_text(value: Any) -> tuple[Any, str]:
     """``json_safe(value)`` and its JSON text, for storing a whole request body: the text is
     stored as it is instead of being serialised again. Bodies are at most ``MAX_JSON_DEPTH``
-    levels deep already (``ingest/body.py`` refuses deeper ones).
-
-    ``checked``: ``value`` is part of a body ``parse_received`` found storable as it is.
-    """
-    if checked:
-        return value, dumps(value)
+    levels deep already (``ingest/body.py`` refuses deeper ones)."""
     serialised = _stored_as_is(value, depth_checked=True)
     if serialised is not None:
         return value, serialised
@@ -303,16 +307,6 @@ def json_text(value: Any, checked: bool = False) -> tuple[Any, str]:
 
 
 SafeJson = Callable[[Any], Any]
-
-
-def safe_json(checked: bool) -> SafeJson:
-    """What makes a payload's documents storable: ``json_safe``, or nothing for documents of a
-    body already found storable as a whole (``parse_received``, ``json_text``)."""
-    return _unchanged if checked else json_safe
-
-
-def _unchanged(value: Any) -> Any:
-    return value
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

@@ -5,7 +5,7 @@ See docs/ARCHITECTURE.md, "Status rules", for the table these implement.
 
 from __future__ import annotations
 
-from .schema import TERMINAL_JOB_STATUSES, Engine, JobStatus, WorkflowStatus
+from .schema import TERMINAL_JOB_STATUSES, JobPolicy, JobStatus, WorkflowStatus
 
 _JOB_RANK = {
     JobStatus.PENDING: 0,
@@ -19,17 +19,17 @@ def _rank(status: JobStatus) -> int:
 
 
 def next_job_status(
-    engine: Engine, current: JobStatus | None, incoming: JobStatus, starts_attempt: bool
+    policy: JobPolicy, current: JobStatus | None, incoming: JobStatus, starts_attempt: bool
 ) -> tuple[JobStatus, bool]:
     """The status a job moves to, and whether the change starts a new attempt.
 
-    A late or duplicated event never moves a job backwards. Snakemake reuses the job id for a
-    retry, so an Error job that starts again is a new attempt, and ``job_finished`` after
-    ``job_error`` wins. Nextflow gives every retry a new task id, so its terminal states are final.
+    A late or duplicated event never moves a job backwards. Where a retry reuses the job id
+    (Snakemake), an Error job that starts again is a new attempt, and ``job_finished`` after
+    ``job_error`` wins. Where every retry is a new id (Nextflow), terminal states are final.
     """
     if current is None:
         return incoming, False
-    if engine is Engine.SNAKEMAKE:
+    if policy is JobPolicy.RETRY_REUSES_ID:
         if current is JobStatus.DONE:
             return current, False
         if current is JobStatus.ERROR:

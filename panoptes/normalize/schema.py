@@ -13,8 +13,21 @@ from typing import Any
 
 
 class Engine(StrEnum):
+    """The engines with adapters of their own (``panoptes/engines``); any other engine name
+    comes through the generic event API."""
+
     SNAKEMAKE = "snakemake"
     NEXTFLOW = "nextflow"
+
+
+class JobPolicy(StrEnum):
+    """How an engine numbers the attempts of a job, which decides how a job's status moves."""
+
+    # Snakemake (and the generic API): a retry reuses the job id, so an Error job may start
+    # again as a new attempt.
+    RETRY_REUSES_ID = "retry-reuses-id"
+    # Nextflow: every retry is a new task id, so terminal states are final.
+    RETRY_NEW_ID = "retry-new-id"
 
 
 class WorkflowStatus(StrEnum):
@@ -130,8 +143,43 @@ class Reconcile:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RunCreated:
+    """A run starts under this id. A stored run of that id starts afresh (panoptes reuses a
+    finished run's id when a new run asks for its name): its jobs and outcome are cleared.
+
+    ``name``: the run's name when it is new (None: its id); ``name_locked``: a person chose it,
+    so engines no longer change it. ``resolve_name_clash``: the name was asked for but not
+    checked against live runs when the event was recorded (events of older releases); the
+    projector decides it.
+    """
+
+    at: datetime
+    name: str | None = None
+    name_locked: bool = False
+    resolve_name_clash: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """A person renamed the run; engines no longer change the name."""
+
+    at: datetime
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedCancelled:
+    """A person marked the run cancelled."""
+
+    at: datetime
+
+
 Event = (
-    WorkflowInfo
+    RunCreated
+    | Renamed
+    | MarkedCancelled
+    | WorkflowInfo
     | WorkflowProgress
     | WorkflowOutcome
     | Heartbeat

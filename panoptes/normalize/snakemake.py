@@ -17,6 +17,7 @@ from .schema import (
     JobStatus,
     JobUpdate,
     Reconcile,
+    RunCreated,
     ShellCommand,
     WorkflowInfo,
     WorkflowOutcome,
@@ -52,10 +53,9 @@ def event_time(msg: dict[str, Any], received_at: datetime) -> datetime:
     return coerce.epoch_seconds(msg.get("timestamp")) or received_at
 
 
-def parse_message(msg: Any, received_at: datetime, checked: bool = False) -> list[Event]:
+def parse_message(msg: Any, received_at: datetime) -> list[Event]:
     """Events for one Snakemake message. Never raises on a dict; unknown levels only touch
-    the run (the raw message is kept by the caller). ``checked``: the message is part of a
-    body found storable as it is, so its documents are kept without checking them again."""
+    the run (the raw message is kept by the caller)."""
     if not isinstance(msg, dict):
         return [Heartbeat(at=received_at)]
     at = event_time(msg, received_at)
@@ -63,7 +63,46 @@ def parse_message(msg: Any, received_at: datetime, checked: bool = False) -> lis
     handler = _HANDLERS.get(level) if isinstance(level, str) else None
     if handler is None:
         return [Heartbeat(at=at)]
-    return handler(msg, at, coerce.safe_json(checked))
+    return handler(msg, at, coerce.json_safe)
+
+
+def parse_raw(kind: str, body: Any, received_at: datetime) -> list[Event]:
+    """Events for one recorded raw event of the panoptes protocol: ``create`` (what
+    ``/create_workflow`` recorded), ``update`` (an ``/update_workflow_status`` envelope) or
+    ``event`` (one message of the batch route)."""
+    if not isinstance(body, dict):
+        return [Heartbeat(at=received_at)]
+    if kind == "create":
+        return parse_create(body, received_at)
+    if kind == "update":
+        return parse_message(decode_msg(body.get("msg")), received_at)
+    return parse_message(body, received_at)
+
+
+def requested_name(query: Any) -> str:
+    """The name a ``/create_workflow`` query asks for (panoptes: ``workflow_id`` or ``name``)."""
+    if not isinstance(query, dict):
+        return ""
+    return str(query.get("workflow_id") or query.get("name") or "").strip()[:255]
+
+
+def parse_create(body: dict[str, Any], received_at: datetime) -> list[Event]:
+    """``/create_workflow`` as recorded: ``{"query", "body", "name"}``, where ``name`` is the
+    name the hub chose against the live runs when it recorded the request (absent from events
+    of older releases: then the projector chooses it the same way)."""
+    requested = requested_name(body.get("query"))
+    request_body = body.get("body")
+    chosen = body.get("name")
+    created = RunCreated(
+        at=received_at,
+        name=chosen if isinstance(chosen, str) and chosen else requested or None,
+        name_locked=bool(requested),
+        resolve_name_clash=bool(requested) and not isinstance(chosen, str),
+    )
+    return [
+        created,
+        create_info(request_body if isinstance(request_body, dict) else {}, received_at),
+    ]
 
 
 def _job_key(value: Any) -> str | None:
@@ -237,6 +276,36 @@ def _shellcmd(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[
     return [ShellCommand(at=at, command=command)]
 
 
+def planned_jobs(msg: dict[str, Any]) -> dict[str, int]:
+    """Jobs planned per rule, from ``run_info``: its ``stats`` (our plugin) or the "Job stats"
+    table of its text (every generation)."""
+    planned: dict[str, int] = {}
+    stats = coerce.mapping(msg.get("stats"))
+    if stats:
+        for rule, count in stats.items():
+            number = coerce.integer(count, coerce.INT32_MAX)
+            if number is not None and rule != "total":
+                planned[coerce.text(rule, limit=255) or rule] = number
+        if planned:
+            return planned
+    for line in (coerce.text(msg.get("msg")) or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            planned[parts[0][:255]] = min(int(parts[1]), coerce.INT32_MAX)
+    return planned
+
+
+def _run_info(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
+    planned = planned_jobs(msg)
+    if not planned:
+        return [Heartbeat(at=at)]
+    # The plan, before any job finished: a run that fails at its first job still shows it.
+    return [
+        WorkflowProgress(at=at, done=None, total=sum(planned.values())),
+        WorkflowInfo(at=at, extra={"planned_jobs": planned}),
+    ]
+
+
 def _workflow_success(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     return [Reconcile(at=at)]
 
@@ -323,4 +392,5 @@ _HANDLERS = {
     "workflow_started": _workflow_started,
     "rulegraph": _rulegraph,
     "workflow_finished": _workflow_finished,
+    "run_info": _run_info,
 }

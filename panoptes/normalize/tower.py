@@ -82,16 +82,11 @@ _WORKFLOW_EXTRA = (
 )
 
 
-def parse(kind: str, body: Any, received_at: datetime, checked: bool = False) -> list[Event]:
-    """Events for one trace request. Never raises on a dict body.
-
-    ``checked``: the body is already JSON any database stores as it is (as
-    ``coerce.json_text`` returns it, or as ``coerce.parse_received`` found it), so its
-    documents are kept without checking them again.
-    """
+def parse(kind: str, body: Any, received_at: datetime) -> list[Event]:
+    """Events for one trace request. Never raises on a dict body."""
     if not isinstance(body, dict):
         return [Heartbeat(at=received_at)]
-    safe = coerce.safe_json(checked)
+    safe = coerce.json_safe
     at = coerce.epoch_millis(body.get("instant")) or received_at
     if kind == "create":
         return [_create_info(body, at, safe)]

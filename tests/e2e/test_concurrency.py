@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, wait_projected
 
 pytestmark = pytest.mark.e2e
 
@@ -154,6 +154,7 @@ def hammer(hub):
     expected: Counter[str] = Counter()
     for writer in writers:
         expected.update(writer.expected)
+    wait_projected(hub.url)
     for workflow_id, done in expected.items():
         run = requests.get(f"{hub.url}/api/workflow/{workflow_id}", timeout=30).json()["workflow"]
         jobs = requests.get(f"{hub.url}/api/workflow/{workflow_id}/jobs?limit=1", timeout=30).json()
@@ -202,6 +203,7 @@ def first_contact_race(hub):
     for thread in threads:
         thread.join(timeout=60)
     assert statuses == [200] * 8
+    wait_projected(hub.url)
     listing = requests.get(f"{hub.url}/api/workflows", timeout=30).json()
     assert listing["count"] == 1
     assert requests.get(f"{hub.url}/api/workflow/RaceRun1/jobs", timeout=30).json()["count"] == 8

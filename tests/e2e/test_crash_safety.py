@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from panoptes.config import database_uri
 from panoptes.models import Job, RawEvent, Workflow
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, wait_projected
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +113,7 @@ def done_job_keys(session, url, workflow_id):
     """Every Done job of a run, page by page."""
     keys: set[str] = set()
     offset = 0
+    wait_projected(url)
     while True:
         page = session.get(
             f"{url}/api/workflow/{workflow_id}/jobs",
@@ -207,3 +208,62 @@ def test_sigkill_during_traffic_on_sqlite(tmp_path):
 @pytest.mark.postgresql
 def test_sigkill_during_traffic_on_postgresql(tmp_path, postgres_url):
     crash_and_recover(tmp_path, postgres_url)
+
+
+def kill_during_projection(tmp_path, database_url):
+    """A backlog of stored events, then a hub whose projector works through it in small
+    batches, killed half-way: each batch is all or nothing, and the next hub carries on."""
+    runs, batches, per_batch = 10, 20, 50
+    hub = LiveHub(
+        database_url, tmp_path / "hub.log", env={"PANOPTES_PROJECTOR_THREAD": "0"}
+    ).start()
+    try:
+        with requests.Session() as session:
+            for run in range(runs):
+                for batch in range(batches):
+                    events = [
+                        {"event_id": f"{batch}-{i}", "level": level, "jobid": batch * per_batch + i}
+                        for i in range(per_batch)
+                        for level in ("job_info", "job_finished")
+                    ]
+                    answer = session.post(
+                        f"{hub.url}/api/snakemake/events",
+                        json={"workflow_id": f"backlog{run}", "events": events},
+                        timeout=30,
+                    )
+                    assert answer.status_code == 200
+            total = session.get(f"{hub.url}/api/log", timeout=10).json()["pending"]
+    finally:
+        hub.stop()
+    assert total == runs * batches * per_batch * 2
+    hub = LiveHub(
+        database_url, tmp_path / "hub.log", env={"PANOPTES_PROJECTOR_BATCH_SIZE": "20"}
+    ).start()
+    pending = total
+    for _ in range(2000):  # bounded: about 40 s
+        pending = requests.get(f"{hub.url}/api/log", timeout=10).json()["pending"]
+        if pending < total // 2:
+            break
+        time.sleep(0.02)
+    hub.kill()
+    assert 0 < pending < total, "the projector was not caught half-way"
+    check_consistency(database_url)
+    restarted = LiveHub(database_url, tmp_path / "hub.log").start()
+    try:
+        restarted.projected(timeout=120)
+        with requests.Session() as session:
+            for run in range(runs):
+                done = done_job_keys(session, restarted.url, f"backlog{run}")
+                assert len(done) == batches * per_batch
+    finally:
+        restarted.stop()
+    check_consistency(database_url)
+
+
+def test_sigkill_during_projection_on_sqlite(tmp_path):
+    kill_during_projection(tmp_path, f"sqlite:///{tmp_path / 'backlog.db'}")
+
+
+@pytest.mark.postgresql
+def test_sigkill_during_projection_on_postgresql(tmp_path, postgres_url):
+    kill_during_projection(tmp_path, postgres_url)

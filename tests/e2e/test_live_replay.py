@@ -19,6 +19,7 @@ def test_snakemake9_snakemake732_and_nextflow_over_http(live_hub):
     )
     assert set(statuses9 + statuses7 + statuses_nf + statuses_api) == {200}
 
+    live_hub.projected()
     listing = session.get(f"{live_hub.url}/api/workflows", timeout=10).json()
     by_id = {w["id"]: w for w in listing["workflows"]}
     assert listing["count"] == 4
@@ -46,6 +47,7 @@ def test_the_hub_keeps_its_data_across_a_restart(tmp_path):
         hub.stop()
     hub = LiveHub(hub.database_url, tmp_path / "hub.log").start()
     try:
+        hub.projected()
         run = requests.get(f"{hub.url}/api/workflow/{workflow_id}", timeout=10).json()["workflow"]
         assert run["status"] == "Error" and run["jobs_failed"] == 1
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, wait_projected
 
 
 def _require(module: str, install: str) -> None:
@@ -79,6 +79,7 @@ def run_snakemake(
 
 
 def workflow_named(hub_url: str, name: str) -> dict[str, Any]:
+    wait_projected(hub_url)
     listing = requests.get(f"{hub_url}/api/workflows", timeout=10).json()
     matches = [workflow for workflow in listing["workflows"] if workflow["name"] == name]
     assert len(matches) == 1, listing
@@ -87,6 +88,7 @@ def workflow_named(hub_url: str, name: str) -> dict[str, Any]:
 
 def jobs_of(hub_url: str, workflow_id: str) -> dict[tuple[str, str], dict[str, Any]]:
     """The hub's jobs by (rule, sample); the gather jobs have sample ''."""
+    wait_projected(hub_url)
     answer = requests.get(
         f"{hub_url}/api/workflow/{workflow_id}/jobs", params={"limit": 1000}, timeout=10
     ).json()
@@ -254,6 +256,7 @@ def test_unreachable_hub_neither_fails_nor_slows_the_run(tmp_path: Path, workdir
 def test_dry_run_sends_nothing(live_hub: LiveHub, workdir: Path) -> None:
     result = run_snakemake(workdir, live_hub.url, "dry", "--dry-run")
     assert result.returncode == 0, result.stderr
+    live_hub.projected()
     listing = requests.get(f"{live_hub.url}/api/workflows", timeout=10).json()
     assert listing["count"] == 0
     assert not (workdir / ".snakemake" / "panoptes").exists()

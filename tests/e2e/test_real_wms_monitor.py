@@ -138,6 +138,7 @@ class HubApi:
         self.session.headers["User-Agent"] = TEST_AGENT
 
     def get(self, path: str) -> Any:
+        self.hub.projected()
         response = self.session.get(f"{self.hub.url}{path}", timeout=10)
         assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
         return response.json()

@@ -29,6 +29,7 @@ def test_an_event_ingested_through_one_instance_is_visible_through_the_other(
                 workflow_id=nextflow_id,
             )
             assert set(statuses) == {200}
+            first.projected()
             for hub in (first, second):
                 runs = {
                     w["id"]: w

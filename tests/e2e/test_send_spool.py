@@ -47,6 +47,7 @@ def test_send_spool_delivers_to_a_live_hub_and_is_idempotent(live_hub, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "60 event(s) delivered" in result.stdout
     assert not first.exists()
+    live_hub.projected()
     [run] = requests.get(f"{live_hub.url}/api/workflows", timeout=10).json()["workflows"]
     assert (run["name"], run["jobs_done"]) == ("spooled", 30)
 

@@ -9,7 +9,7 @@ from panoptes.normalize.rules import (
     after_success,
     next_job_status,
 )
-from panoptes.normalize.schema import Engine, JobStatus, WorkflowStatus
+from panoptes.normalize.schema import JobPolicy, JobStatus, WorkflowStatus
 
 J = JobStatus
 W = WorkflowStatus
@@ -31,18 +31,21 @@ W = WorkflowStatus
     ],
 )
 def test_tower_tasks_never_move_backwards(current, incoming, expected):
-    assert next_job_status(Engine.NEXTFLOW, current, incoming, False) == (expected, False)
+    assert next_job_status(JobPolicy.RETRY_NEW_ID, current, incoming, False) == (expected, False)
 
 
 def test_snakemake_retry_reuses_the_job_id_and_counts_an_attempt():
-    assert next_job_status(Engine.SNAKEMAKE, J.ERROR, J.RUNNING, True) == (J.RUNNING, True)
+    assert next_job_status(JobPolicy.RETRY_REUSES_ID, J.ERROR, J.RUNNING, True) == (J.RUNNING, True)
     # job_finished after job_error for the same id wins
-    assert next_job_status(Engine.SNAKEMAKE, J.ERROR, J.DONE, False) == (J.DONE, False)
+    assert next_job_status(JobPolicy.RETRY_REUSES_ID, J.ERROR, J.DONE, False) == (J.DONE, False)
     # a duplicate job_info on a running job is not a new attempt
-    assert next_job_status(Engine.SNAKEMAKE, J.RUNNING, J.RUNNING, True) == (J.RUNNING, False)
+    assert next_job_status(JobPolicy.RETRY_REUSES_ID, J.RUNNING, J.RUNNING, True) == (
+        J.RUNNING,
+        False,
+    )
     # nothing restarts a finished job
-    assert next_job_status(Engine.SNAKEMAKE, J.DONE, J.RUNNING, True) == (J.DONE, False)
-    assert next_job_status(Engine.SNAKEMAKE, J.DONE, J.ERROR, False) == (J.DONE, False)
+    assert next_job_status(JobPolicy.RETRY_REUSES_ID, J.DONE, J.RUNNING, True) == (J.DONE, False)
+    assert next_job_status(JobPolicy.RETRY_REUSES_ID, J.DONE, J.ERROR, False) == (J.DONE, False)
 
 
 def test_field_overwrites_follow_the_status_decision():

@@ -227,17 +227,22 @@ def test_job_info_never_raises_on_any_resources(resources):
     assert update.key == "1"
 
 
-def test_checked_messages_give_the_same_events_without_checking_their_documents_again():
-    recorded = [
-        *messages("snakemake/panoptes_success.jsonl"),
-        *messages("snakemake/panoptes_failure.jsonl"),
-    ]
-    for message in recorded:
-        expected = snakemake.parse_message(message, NOW)
-        assert snakemake.parse_message(message, NOW, checked=True) == expected
-    # Unchecked, a document is made storable; checked (part of a stored body), it is kept.
+def test_documents_of_a_message_are_made_storable():
     odd = {"level": "job_info", "jobid": 1, "wildcards": {"sample": "a\x00b"}}
-    [unchecked] = snakemake.parse_message(odd, NOW)
-    assert isinstance(unchecked, JobUpdate) and unchecked.fields["wildcards"] == {"sample": "ab"}
-    [checked] = snakemake.parse_message(odd, NOW, checked=True)
-    assert isinstance(checked, JobUpdate) and checked.fields["wildcards"] == {"sample": "a\x00b"}
+    [update] = snakemake.parse_message(odd, NOW)
+    assert isinstance(update, JobUpdate) and update.fields["wildcards"] == {"sample": "ab"}
+
+
+def test_run_info_gives_the_planned_jobs_per_rule_and_in_all():
+    text = (
+        "Job stats:\njob        count\n-------  -------\nall            1\n"
+        "gather         1\nprocess        3\ntotal          5\n"
+    )
+    for message in (
+        {"level": "run_info", "msg": text},  # Snakemake 7/8 and the upstream plugin
+        {"level": "run_info", "msg": text, "stats": {"all": 1, "gather": 1, "process": 3}},
+    ):
+        progress, info = snakemake.parse_message(message, NOW)
+        assert (progress.done, progress.total, progress.decides_status) == (None, 5, False)
+        assert info.extra == {"planned_jobs": {"all": 1, "gather": 1, "process": 3}}
+    assert isinstance(snakemake.parse_message({"level": "run_info", "msg": "x"}, NOW)[0], Heartbeat)

@@ -88,7 +88,7 @@ def test_the_version_moves_with_every_change_a_page_shows(app, client):
     assert len(listing) == 4 and version_of(app, run) is None  # changes, a new run, a deletion
     # a run turning Stale changes its version without any write
     with app.app_context():
-        hour = Staleness(timedelta(hours=1), timedelta(hours=1))
+        hour = Staleness({}, timedelta(hours=1))
         before = live.version(db.session.connection(), other, hour)
         later = live.version(db.session.connection(), other, hour, utcnow() + timedelta(hours=2))
     assert before.endswith("|Running") and later.endswith("|Stale")

@@ -1,0 +1,39 @@
+"""Nextflow: the Tower trace protocol of ``-with-tower``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from ..normalize import tower
+from ..normalize.schema import JobPolicy
+from .base import EngineAdapter, Route, Words, hours_setting
+
+
+def _routes() -> Sequence[Route]:
+    from ..ingest import tower as ingest
+
+    # Users habitually configure http://host/api as the Tower endpoint.
+    return [Route(ingest.bp), Route(ingest.bp, url_prefix="/api", name="tower_api")]
+
+
+def _stale_after(config: Mapping[str, Any]) -> timedelta | None:
+    """Nextflow sends a heartbeat every minute when idle: minutes (0: the general setting)."""
+    minutes = float(config["NEXTFLOW_STALE_MINUTES"])
+    if minutes > 0:
+        return timedelta(minutes=minutes)
+    return hours_setting("STALE_HOURS")(config)
+
+
+ADAPTER = EngineAdapter(
+    name="nextflow",
+    label="Nextflow",
+    engines=frozenset({"nextflow"}),
+    routes=_routes,
+    parse=tower.parse,
+    job_policy=JobPolicy.RETRY_NEW_ID,
+    stale_after=_stale_after,
+    words=Words("process", "processes", "task", "tasks", "Tag", "Script"),
+    work_dir_logs=(".command.err", ".command.log", ".command.out", ".command.sh"),
+)

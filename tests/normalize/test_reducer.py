@@ -1,0 +1,121 @@
+"""The reducer: state transitions of runs and jobs, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from panoptes.normalize import reducer, snakemake, tower
+from panoptes.normalize.reducer import RunState
+from panoptes.normalize.schema import (
+    JobPolicy,
+    JobStatus,
+    JobUpdate,
+    MarkedCancelled,
+    Renamed,
+    RunCreated,
+    ShellCommand,
+)
+
+T0 = datetime(2026, 12, 7, tzinfo=UTC)
+SNAKEMAKE = JobPolicy.RETRY_REUSES_ID
+NEXTFLOW = JobPolicy.RETRY_NEW_ID
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def fold(state: RunState, messages, policy=SNAKEMAKE) -> RunState:
+    for second, message in enumerate(messages, start=1):
+        reducer.apply(state, snakemake.parse_message(message, at(second)), policy, at(second))
+    return state
+
+
+def counters(state: RunState) -> dict[str, int]:
+    return {
+        status.value: state.run[column]
+        for status, column in reducer.COUNTERS.items()
+        if state.run[column]
+    }
+
+
+def test_a_new_run_counts_its_jobs_by_status():
+    state = fold(
+        reducer.new_run("r1", "snakemake", T0),
+        [
+            {"level": "job_info", "jobid": 1, "name": "a"},
+            {"level": "job_info", "jobid": 2, "name": "b"},
+            {"level": "job_finished", "jobid": 1},
+        ],
+    )
+    assert state.exists and counters(state) == {"Running": 1, "Done": 1}
+    assert state.jobs["1"]["status"] == "Done" and state.jobs["1"]["completed_at"] == at(3)
+    assert state.run["updated_at"] == at(3)
+
+
+def test_a_snakemake_retry_is_a_new_attempt_of_the_same_job_and_revives_the_run():
+    state = fold(
+        reducer.new_run("r1", "snakemake", T0),
+        [
+            {"level": "job_info", "jobid": 1, "name": "a"},
+            {"level": "job_error", "jobid": 1, "name": "a", "msg": "boom"},
+            {"level": "job_info", "jobid": 1, "name": "a"},
+        ],
+    )
+    assert state.jobs["1"]["attempt"] == 2 and state.jobs["1"]["error_message"] is None
+    assert state.run["status"] == "Running" and counters(state) == {"Running": 1}
+
+
+def test_a_late_tower_event_never_moves_a_task_back():
+    state = reducer.new_run("n1", "nextflow", T0)
+    for second, status in enumerate(["COMPLETED", "RUNNING", "SUBMITTED"], start=1):
+        body = {"tasks": [{"taskId": 7, "status": status, "process": "p"}]}
+        reducer.apply(state, tower.parse("progress", body, at(second)), NEXTFLOW, at(second))
+    assert state.jobs["7"]["status"] == "Done" and counters(state) == {"Done": 1}
+
+
+def test_a_key_less_shell_command_belongs_to_the_job_announced_last():
+    state = reducer.new_run("r1", "snakemake", T0)
+    reducer.apply(
+        state, [JobUpdate(at=T0, key="3", status=JobStatus.RUNNING, announces=True)], SNAKEMAKE, T0
+    )
+    reducer.apply(state, [ShellCommand(at=T0, command="echo hi")], SNAKEMAKE, T0)
+    assert state.jobs["3"]["command"] == "echo hi"
+
+
+def test_a_create_of_an_existing_run_starts_it_afresh_and_keeps_its_name():
+    state = fold(
+        reducer.new_run("r1", "snakemake", T0),
+        [
+            {"level": "job_info", "jobid": 1, "name": "a"},
+            {"level": "progress", "done": 1, "total": 1},
+        ],
+    )
+    state.run["name"] = "nightly"
+    assert state.run["status"] == "Done"
+    reducer.apply(state, [RunCreated(at=at(9), name="other")], SNAKEMAKE, at(9))
+    assert state.jobs_cleared and state.jobs == {} and counters(state) == {}
+    assert state.run["status"] == "Running" and state.run["name"] == "nightly"
+    assert state.run["completed_at"] is None and state.run["started_at"] == at(9)
+
+
+def test_a_new_run_takes_the_name_chosen_for_it_and_locks_it():
+    state = reducer.new_run("r1", "snakemake", T0)
+    reducer.apply(state, [RunCreated(at=T0, name="nightly", name_locked=True)], SNAKEMAKE, T0)
+    fold(state, [{"level": "workflow_started", "name": "from-the-engine"}])
+    assert state.run["name"] == "nightly"
+
+
+def test_people_rename_and_cancel():
+    state = reducer.new_run("r1", "nextflow", T0)
+    reducer.apply(state, [Renamed(at=at(1), name="mine")], NEXTFLOW, at(1))
+    reducer.apply(state, [MarkedCancelled(at=at(2))], NEXTFLOW, at(2))
+    assert state.run["name"] == "mine" and state.run["name_locked"]
+    assert state.run["status"] == "Cancelled" and state.run["completed_at"] == at(2)
+
+
+def test_the_jobs_to_load_are_those_the_events_name_and_the_last_announced():
+    run = {"last_job_key": "9"}
+    events = [JobUpdate(at=T0, key="1"), ShellCommand(at=T0, command="x")]
+    assert reducer.job_keys_needed(run, events) == {"1", "9"}
+    assert reducer.job_keys_needed(run, events[:1]) == {"1"}
