@@ -4,7 +4,6 @@ more than a page of job rows into Python (aggregates are computed by the databas
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,8 +29,6 @@ from panoptes.models import Job, Workflow
 RUNS = 10_000
 JOBS = 100_000
 BIG = f"run{RUNS - 1:05d}"
-# Generous for a loaded 2-core CI machine; the pages take 50-300 ms on one.
-PAGE_BUDGET_SECONDS = 3.0
 
 
 def sequence(count: int) -> Any:
@@ -107,9 +104,7 @@ def fill() -> None:
 def large(app) -> Iterator[list[int]]:
     """The test database filled; yields a counter of Job rows loaded as ORM objects."""
     with app.app_context():
-        started = time.monotonic()
         fill()
-        assert time.monotonic() - started < 30
     loaded = [0]
 
     def count(*_: Any) -> None:
@@ -121,11 +116,10 @@ def large(app) -> Iterator[list[int]]:
 
 
 def timed_page(client, url: str) -> str:
-    started = time.monotonic()
+    """A page of the big database (its speed is measured in bench/readside.py; here, what
+    it loads)."""
     response = client.get(url)
-    elapsed = time.monotonic() - started
     assert response.status_code == 200, url
-    assert elapsed < PAGE_BUDGET_SECONDS, (url, elapsed)
     return response.get_data(as_text=True)
 
 
