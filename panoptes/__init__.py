@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     from .extensions import db, migrate
     from .ingest import snakemake, tower
+    from .notify import init_app as init_notifications
 
     app = Flask(__name__)
     app.json = serializers.JsonProvider(app)
@@ -50,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(live.bp)
     app.register_blueprint(ops.bp)
     metrics.instrument(app)
+    init_notifications(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
     return app
