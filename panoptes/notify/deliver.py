@@ -1,10 +1,9 @@
 """Sending one message to one receiver through Apprise, with a timeout, reporting what went
-wrong (Apprise logs its failures instead of raising; they are collected here)."""
+wrong (Apprise reports failures in its logs, not by raising)."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import warnings
 from dataclasses import dataclass
@@ -59,19 +58,6 @@ class Outcome:
     error: str | None = None
 
 
-class _ThreadErrors(logging.Handler):
-    """Apprise's warnings and errors logged by this thread (other threads deliver too)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.messages.append(record.getMessage())
-
-
 def send(url: str, title: str, body: str, kind: str, timeout: float) -> Outcome:
     """Send a plain-text message (Apprise formats it for the service); never raises.
 
@@ -86,23 +72,26 @@ def send(url: str, title: str, body: str, kind: str, timeout: float) -> Outcome:
     plugin.socket_read_timeout = timeout
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id="panoptes", app_desc="panoptes"))
     sender.add(plugin)
-    errors = _ThreadErrors()
-    logger = logging.getLogger("apprise")
-    logger.addHandler(errors)
     try:
-        delivered = bool(
-            sender.notify(
-                body=body,
-                title=title,
-                notify_type=kind,
-                body_format=apprise.NotifyFormat.TEXT,
-            )
+        result = sender.notify(
+            body=body, title=title, notify_type=kind, body_format=apprise.NotifyFormat.TEXT
         )
-    except Exception as error:  # a plugin bug must not stop the notifier
-        delivered = False
-        errors.messages.append(f"{type(error).__name__}: {error}")
-    finally:
-        logger.removeHandler(errors)
-    if delivered:
+    except Exception as error:  # a plugin's bug must not stop the notifier
+        return Outcome(False, f"{type(error).__name__}: {error}")
+    if result:
         return Outcome(True)
-    return Outcome(False, "; ".join(errors.messages)[-2000:] or "the receiver refused it")
+    return Outcome(False, _problems(result) or "the receiver refused it")
+
+
+def _problems(result: Any) -> str:
+    """Apprise's warnings and errors about this call (Apprise 2 reports them with the result;
+    they are logged from its own threads)."""
+    logs = getattr(result, "logs", None)
+    if not callable(logs):
+        return ""
+    messages = [
+        str(entry.message)
+        for entry in logs()
+        if str(getattr(entry, "level", "")).upper() in ("WARNING", "ERROR", "CRITICAL")
+    ]
+    return "; ".join(messages)[-2000:]
