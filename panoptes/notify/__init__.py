@@ -24,6 +24,12 @@ def init_app(app: Flask) -> Notifier:
     list, and arrange for the notifier thread to run in every serving process (not under
     TESTING: tests call ``run_once``)."""
     notifier_ = Notifier(app, rules.load(app.config))
+    for (rule, _), receiver in notifier_.receivers().items():
+        if not receiver.valid:
+            raise rules.RuleError(
+                f"rule {rule!r}: {receiver.shown} is not a URL Apprise understands "
+                "(see its list of services)"
+            )
     app.extensions["panoptes_notify"] = notifier_
     app.cli.add_command(cli.notify_group)
     app.context_processor(_template_helpers)

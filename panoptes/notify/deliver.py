@@ -41,14 +41,15 @@ class Receiver:
     id: str
     service: str
     shown: str  # the URL with its secrets masked, for people
+    valid: bool = True
 
     @classmethod
     def of(cls, url: str) -> Receiver:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
         plugin = _apprise().Apprise.instantiate(url)
         if plugin is None:
-            scheme = url.partition("://")[0] if "://" in url else "?"
-            return cls(url, digest, scheme[:64], f"{scheme}://… (not a valid Apprise URL)")
+            scheme = url.partition("://")[0][:16] if "://" in url else "?"
+            return cls(url, digest, scheme, f"{scheme}://…", valid=False)
         return cls(url, digest, str(plugin.service_name)[:64], str(plugin.url(privacy=True)))
 
 

@@ -18,7 +18,7 @@ MESSAGE_TEXT_MAX = 1500
 _WORDS = {
     "Error": "Failed",
     "Done": "Done",
-    "Stale": "Silent",
+    "Stale": "Stale",
     "Cancelled": "Cancelled",
     "No Execution": "Nothing to do",
     "launch_failed": "Launch failed",

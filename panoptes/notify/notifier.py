@@ -35,6 +35,7 @@ FAILED_JOBS_TOLD = 5
 CLAIM_BATCH = 20
 # Claims per step: a backlog is worked off over several steps, so stopping stays prompt.
 CLAIMS_PER_STEP = 5
+TIDY_EVERY = timedelta(minutes=10)
 
 _starting = threading.Lock()
 
@@ -69,6 +70,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._stop = threading.Event()
+        self._tidied_at: datetime | None = None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -101,8 +103,11 @@ class Notifier:
         now = now or utcnow()
         with self.app.app_context():
             queued = self._queue(now)
+            self._tidy(now)
             sent = failed = 0
             for _ in range(CLAIMS_PER_STEP):
+                if not outbox.any_due(now):
+                    break
                 claimed = outbox.claim(now, self.lease, CLAIM_BATCH)
                 if not claimed:
                     break
@@ -167,6 +172,13 @@ class Notifier:
                     }
                 )
         return outbox.queue(rows)
+
+    def _tidy(self, now: datetime) -> None:
+        """Now and then, forget the notifications of runs that were deleted."""
+        if self._tidied_at is not None and now - self._tidied_at < TIDY_EVERY:
+            return
+        self._tidied_at = now
+        outbox.forget_orphans(now - 2 * decide.LOOKBACK)
 
     def _render(self, transition: decide.Transition) -> Message | None:
         run = db.session.scalars(

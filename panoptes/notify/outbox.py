@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
+from ..models import Workflow
 from ..store import write_transaction
 from .models import DeliveryStatus, Notification
 
@@ -65,6 +66,38 @@ class Claimed:
     body: str
     kind: str
     attempts: int  # including this one
+
+
+def any_due(now: datetime) -> bool:
+    """Whether some notification waits for delivery (a read, so an idle notifier never takes
+    the write turn)."""
+    due = db.session.execute(
+        select(_TABLE.c.pk)
+        .where(
+            _TABLE.c.status == DeliveryStatus.PENDING.value,
+            _TABLE.c.next_attempt_at <= now,
+        )
+        .limit(1)
+    ).first()
+    db.session.rollback()
+    return due is not None
+
+
+def forget_orphans(before: datetime, limit: int = 1000) -> int:
+    """Delete settled notifications created before ``before`` whose run is gone (deleted or
+    pruned); the number deleted. A run that is gone cannot be told again, so nothing is lost."""
+    gone = (
+        select(_TABLE.c.pk)
+        .where(
+            _TABLE.c.created_at < before,
+            _TABLE.c.status != DeliveryStatus.PENDING.value,
+            ~exists().where(Workflow.id == _TABLE.c.workflow_id),
+        )
+        .limit(limit)
+    )
+    with write_transaction() as session:
+        result = session.execute(delete(_TABLE).where(_TABLE.c.pk.in_(gone.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def claim(now: datetime, lease: timedelta, limit: int) -> list[Claimed]:

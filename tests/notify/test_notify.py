@@ -188,10 +188,10 @@ def test_a_run_gone_silent_is_told_once_as_stale(notify_app, webhook):
     silence(app, running, timedelta(minutes=11))
     notifier = notifier_of(app)
     notifier.run_once(later(11))
-    stale = [m for m in webhook.messages if m["title"] == "Silent: silent-run"]
+    stale = [m for m in webhook.messages if m["title"] == "Stale: silent-run"]
     assert len(stale) == 1 and "has sent nothing since" in stale[0]["message"]
     notifier.run_once(later(60))
-    assert len([m for m in webhook.messages if m["title"].startswith("Silent:")]) == 1
+    assert len([m for m in webhook.messages if m["title"].startswith("Stale:")]) == 1
 
 
 def test_email_arrives_with_the_run_name_in_the_subject(notify_app, mailbox):
@@ -232,3 +232,17 @@ def test_a_receiver_that_is_removed_is_given_up(notify_app, webhook, second_webh
     statuses = {(r.status, r.last_error) for r in rows(app)}
     assert ("failed", "this receiver is no longer configured") in statuses
     assert webhook.messages == [] and len(second_webhook.messages) == 1
+
+
+def test_notifications_of_deleted_runs_are_forgotten_later(notify_app, webhook):
+    app = notify_app(NOTIFY_URLS=webhook.url)
+    client = app.test_client()
+    kept, deleted = successful_tower(client), failing_snakemake(client)
+    notifier = notifier_of(app)
+    notifier.run_once(later(11))
+    assert client.delete(f"/api/workflow/{deleted}").status_code == 204
+    notifier.run_once(later(3600))  # not yet: within twice the look-back
+    assert {r.workflow_id for r in rows(app)} == {kept, deleted}
+    notifier.run_once(later(3 * 3600))
+    assert {r.workflow_id for r in rows(app)} == {kept}
+    assert len(webhook.messages) == 2

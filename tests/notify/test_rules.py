@@ -162,3 +162,15 @@ def test_notify_test_reports_each_receiver(app_factory, tmp_path):
 def test_notify_test_without_receivers_says_how_to_set_them(runner):
     result = runner.invoke(args=["notify", "test"])
     assert result.exit_code == 1 and "PANOPTES_NOTIFY_URLS" in result.output
+
+
+def test_a_url_apprise_does_not_understand_stops_the_hub_without_showing_it():
+    with pytest.raises(rules.RuleError, match="not a URL Apprise understands") as raised:
+        create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                "NOTIFY_URLS": "nosuchservice://secret-token@host",
+            }
+        )
+    assert "secret-token" not in str(raised.value)
