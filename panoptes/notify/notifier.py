@@ -27,6 +27,7 @@ from ..models import Job, Workflow, utcnow
 from ..normalize.schema import JobStatus, WorkflowStatus
 from . import decide, deliver, outbox
 from .message import Message, render
+from .models import DeliveryStatus
 from .rules import Rule
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Notifier:
                         "title": message.title,
                         "body": message.body,
                         "kind": message.kind,
-                        "status": "pending",
+                        "status": DeliveryStatus.PENDING.value,
                         "attempts": 0,
                         "created_at": now,
                         "next_attempt_at": now,

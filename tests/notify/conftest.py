@@ -21,6 +21,8 @@ from panoptes.notify import Notifier, notifier
 
 # Bounds on waiting for something that should happen promptly; a test never asserts on time.
 WAIT = 30.0
+# The longest a hanging receiver holds a request if the test never releases it.
+HOLD = 120.0
 
 
 class Webhook:
@@ -46,7 +48,7 @@ class Webhook:
                 with hook._lock:
                     hook.holding += 1
                 hook.arrived.set()
-                hook._open.wait(WAIT)
+                hook._open.wait(HOLD)
                 with hook._lock:
                     hook.holding -= 1
                     status = hook.answer

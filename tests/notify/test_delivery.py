@@ -10,7 +10,7 @@ import pytest
 from panoptes import create_app
 from panoptes.extensions import db
 
-from .conftest import WAIT, later, notifier_of
+from .conftest import HOLD, WAIT, later, notifier_of
 from .test_notify import failing_snakemake, rows, run_of, successful_tower
 
 
@@ -19,7 +19,7 @@ def test_a_hanging_receiver_does_not_slow_ingestion_and_is_retried(notify_app, w
         NOTIFY_URLS=webhook.url,
         NOTIFY_GRACE_SECONDS=0.0,
         NOTIFY_POLL_SECONDS=0.05,
-        NOTIFY_TIMEOUT_SECONDS=2 * WAIT,  # the receiver, not the timeout, ends the hang
+        NOTIFY_TIMEOUT_SECONDS=HOLD,  # the receiver, not the timeout, ends the hang
     )
     client = app.test_client()
     notifier = notifier_of(app)
@@ -50,6 +50,18 @@ def test_a_hanging_receiver_does_not_slow_ingestion_and_is_retried(notify_app, w
     assert len(webhook.messages) == 3
     [held] = [r for r in rows(app) if r.workflow_id == first]
     assert held.attempts == 2 and held.last_error is None
+
+
+def test_the_timeout_ends_a_delivery_to_a_receiver_that_hangs(notify_app, webhook):
+    app = notify_app(NOTIFY_URLS=webhook.url, NOTIFY_TIMEOUT_SECONDS=0.5)
+    successful_tower(app.test_client())
+    webhook.hang()
+    step = notifier_of(app).run_once(later(11))
+    assert webhook.holding == 1  # the step is over; the receiver still holds the request
+    assert (step.sent, step.failed) == (0, 1)
+    [row] = rows(app)
+    assert row.status == "pending" and row.last_error
+    webhook.release()
 
 
 def test_a_failing_receiver_is_retried_with_back_off_then_given_up(notify_app, webhook):
