@@ -246,3 +246,26 @@ def test_notifications_of_deleted_runs_are_forgotten_later(notify_app, webhook):
     notifier.run_once(later(3 * 3600))
     assert {r.workflow_id for r in rows(app)} == {kept}
     assert len(webhook.messages) == 2
+
+
+def test_the_launcher_can_feed_its_own_events(notify_app, webhook, monkeypatch):
+    from panoptes.notify import decide
+    from panoptes.notify.message import Message, kind, title
+
+    def launches(config, events, now):
+        # What the launcher's source gives: a launch that never became a run.
+        yield decide.Transition(
+            "launch-42", "launch_failed", "launch_failed:launch-42", "nextflow", "prod-chipseq",
+            Message(title("launch_failed", "prod-chipseq"), "sbatch: error: invalid partition",
+                    kind("launch_failed")),
+        )  # fmt: skip
+
+    monkeypatch.setattr(decide, "TRANSITION_SOURCES", [*decide.TRANSITION_SOURCES, launches])
+    app = notify_app(NOTIFY_URLS=webhook.url, NOTIFY_ON="launch_failed,launch_lost")
+    notifier = notifier_of(app)
+    notifier.run_once()
+    notifier.run_once(later(5))
+    assert [(m["title"], m["type"]) for m in webhook.messages] == [
+        ("Launch failed: prod-chipseq", "failure")
+    ]
+    assert "invalid partition" in webhook.messages[0]["message"]
