@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,17 @@ def _names(value: Any, what: str) -> list[str]:
     return names
 
 
+# URLs are split at a comma or space only where the next URL begins: a URL may hold commas
+# itself (mailto://...?to=a@example.org,b@example.org).
+_NEXT_URL = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _urls(value: Any, rule: str) -> list[str]:
+    if isinstance(value, str):
+        value = _NEXT_URL.split(value)
+    return [url.strip().strip(",").strip() for url in _names(value, f"rule {rule!r}: urls")]
+
+
 def _events(value: Any, rule: str) -> frozenset[str]:
     by_lower = {event.lower(): event for event in EVENTS}
     events = set()
@@ -124,7 +136,7 @@ def make_rule(
         raise RuleError(f"a rule's name must have 1 to 64 characters, not {name!r}")
     if name_pattern is not None and not isinstance(name_pattern, str):
         raise RuleError(f"rule {name!r}: name_pattern must be a string")
-    receivers = tuple(_names(urls, f"rule {name!r}: urls"))
+    receivers = tuple(url for url in _urls(urls, name) if url)
     if not receivers:
         raise RuleError(f"rule {name!r} has no URL")
     events = _events(on, name)

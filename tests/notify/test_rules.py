@@ -174,3 +174,13 @@ def test_a_url_apprise_does_not_understand_stops_the_hub_without_showing_it():
             }
         )
     assert "secret-token" not in str(raised.value)
+
+
+def test_urls_are_split_where_the_next_url_begins():
+    given = "mailto://smtp.example.org?to=a@example.org,b@example.org, json://a/x ntfy://topic,"
+    [rule] = rules.load({"NOTIFY_URLS": given})
+    assert rule.urls == (
+        "mailto://smtp.example.org?to=a@example.org,b@example.org",
+        "json://a/x",
+        "ntfy://topic",
+    )
