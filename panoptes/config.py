@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_POLL_SECONDS": 0.5,
     "LIVE_STREAM_SECONDS": 300.0,
     "LIVE_MAX_STREAMS": 0,
-    # Notifications (panoptes/notify/): Apprise URLs, comma-separated; which events; narrowing
+    # Notifications (panoptes/notify/): Apprise URLs (commas or spaces); which events; narrowing
     # by engine and run-name glob; more rules under [notify] in panoptes.toml.
     "NOTIFY_URLS": "",
     "NOTIFY_ON": "Error,Done,Stale",
@@ -77,7 +77,7 @@ SETTINGS_HELP: dict[str, str] = {
     "LIVE_POLL_SECONDS": "how often a live page's stream checks the database (default 0.5)",
     "LIVE_STREAM_SECONDS": "how long one live stream lasts before the browser reconnects",
     "LIVE_MAX_STREAMS": "live streams per worker holding a thread (0: half of the threads)",
-    "NOTIFY_URLS": "Apprise URLs to notify, comma-separated (mailto://, slack://, json://...)",
+    "NOTIFY_URLS": "Apprise URLs to notify, separated by commas or spaces (mailto://, json://...)",
     "NOTIFY_ON": "events that notify (default Error,Done,Stale; also Cancelled, No Execution, "
     "launch_failed, launch_lost)",
     "NOTIFY_ENGINE": "notify only for runs of these engines (snakemake, nextflow)",
