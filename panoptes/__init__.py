@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ui,
     )
     from .extensions import db, migrate
+    from .notify import init_app as init_notifications
     from .store import projector
 
     app = Flask(__name__)
@@ -54,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(live.bp)
     app.register_blueprint(ops.bp)
     metrics.instrument(app)
+    init_notifications(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
     if app.config["PROJECTOR_THREAD"]:

@@ -45,6 +45,22 @@ DEFAULTS: dict[str, Any] = {
     # (tests turn it off and wait for it explicitly), and the most events one batch applies.
     "PROJECTOR_THREAD": True,
     "PROJECTOR_BATCH_SIZE": 2000,
+    # Notifications (panoptes/notify/): Apprise URLs (commas or spaces); which events; narrowing
+    # by engine and run-name glob; more rules under [notify] in panoptes.toml.
+    "NOTIFY_URLS": "",
+    "NOTIFY_ON": "Error,Done,Stale",
+    "NOTIFY_ENGINE": "",
+    "NOTIFY_NAME_PATTERN": "",
+    # A run must keep its status this long before it is told (Snakemake's Error -> Running
+    # -> Error retries are told once, when they settle).
+    "NOTIFY_GRACE_SECONDS": 10.0,
+    "NOTIFY_POLL_SECONDS": 2.0,
+    # One delivery's bound on connecting and on each read; then retries with back-off.
+    "NOTIFY_TIMEOUT_SECONDS": 10.0,
+    "NOTIFY_RETRY_SECONDS": 30.0,
+    "NOTIFY_MAX_ATTEMPTS": 6,
+    # The panoptes.toml to read (default: ./panoptes.toml when there is one).
+    "CONFIG": None,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -67,6 +83,18 @@ SETTINGS_HELP: dict[str, str] = {
     "PROJECTOR_THREAD": "apply the log to runs and jobs in a background thread of each hub "
     "process (default true)",
     "PROJECTOR_BATCH_SIZE": "most events one projection transaction applies (default 2000)",
+    "NOTIFY_URLS": "Apprise URLs to notify, separated by commas or spaces (mailto://, json://...)",
+    "NOTIFY_ON": "events that notify (default Error,Done,Stale; also Cancelled, No Execution, "
+    "launch_failed, launch_lost)",
+    "NOTIFY_ENGINE": "notify only for runs of these engines (snakemake, nextflow)",
+    "NOTIFY_NAME_PATTERN": "notify only for runs whose name matches this glob, e.g. prod-*",
+    "NOTIFY_GRACE_SECONDS": "seconds a run's status must hold before it is told (default 10)",
+    "NOTIFY_POLL_SECONDS": "how often the notifier looks for something to tell (default 2)",
+    "NOTIFY_TIMEOUT_SECONDS": "timeout of one delivery, connecting and each read (default 10)",
+    "NOTIFY_RETRY_SECONDS": "delay before the first retry of a failed delivery; doubles after "
+    "each attempt (default 30)",
+    "NOTIFY_MAX_ATTEMPTS": "deliveries tried before a notification is given up (default 6)",
+    "CONFIG": "path of panoptes.toml (default: panoptes.toml in the working directory, if any)",
 }
 
 

@@ -38,11 +38,15 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """End open live streams as soon as the worker is asked to stop (SIGTERM, SIGQUIT), so a
-    graceful shutdown does not wait for them."""
+    """Start the worker's notifier (if notifications are set up), and end open live streams as
+    soon as the worker is asked to stop (SIGTERM, SIGQUIT), so a graceful shutdown does not
+    wait for them."""
     import signal
 
+    from panoptes import notify
     from panoptes.live import SHUTTING_DOWN
+
+    notify.start(worker.wsgi)
 
     for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
         previous = signal.getsignal(signum)
