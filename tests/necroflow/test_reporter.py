@@ -324,3 +324,40 @@ def test_the_log_tail_is_bounded_in_lines_and_bytes(tmp_path: Path) -> None:
     assert tail is not None
     assert tail == "last"
     assert read_log_tail(tmp_path / "missing.log") is None
+
+
+def test_send_spool_sends_each_integrations_spool_over_its_own_route(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    pytest.importorskip("snakemake_logger_plugin_panoptes", reason="the plugin is not installed")
+    from panoptes_hub_client import SpoolHeader, write_spool
+
+    snakemake = tmp_path / ".snakemake" / "panoptes" / "s.jsonl"
+    write_spool(
+        snakemake,
+        SpoolHeader(run_id="s", address=hub.url, name="snake"),  # a header without a channel
+        [{"event_id": "s:1", "level": "job_info", "jobid": 1, "name": "r", "timestamp": 1.0}],
+    )
+    events = tmp_path / ".panoptes" / "spool" / "e.jsonl"
+    header = SpoolHeader(run_id="e-run", address=hub.url, channel="events", engine="myengine")
+    write_spool(events, header, [{"event_id": "e-1", "type": "run_started", "time": 1.0}])
+    unknown = tmp_path / "u.jsonl"
+    write_spool(unknown, SpoolHeader(run_id="u", address=hub.url, channel="nonesuch"), [{}])
+
+    sent = subprocess.run(
+        [
+            sys.executable, "-m", "panoptes", "send-spool", str(snakemake), str(events),
+            str(unknown), "--address", hub.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert sent.returncode != 0
+    assert f"{snakemake}: 1 event(s) delivered." in sent.stdout
+    assert f"{events}: 1 event(s) delivered." in sent.stdout
+    assert "no installed integration sends 'nonesuch' spool files" in sent.stderr
+    assert hub.levels("snake") == ["job_info"]  # the Snakemake batch route, registered by name
+    assert hub.types("e-run") == ["run_started"]
+    assert hub.engines["e-run"] == "myengine"
+    assert unknown.exists() and not snakemake.exists() and not events.exists()

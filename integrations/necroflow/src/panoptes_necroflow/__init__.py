@@ -79,7 +79,7 @@ _HOOKS = ("rule_call_runner", "scheduler", "on_complete")
 
 def hooked(reporter: Reporter, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` for ``necroflow.run`` with its hooks wrapped by ``reporter``."""
-    from necroflow import RuleCall, fifo_scheduler
+    from necroflow import RuleCall, fifo_scheduler  # type: ignore[import-untyped]
 
     hooks = dict(kwargs)
     hooks["rule_call_runner"] = reporter.wrap_runner(hooks.get("rule_call_runner") or RuleCall.run)

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def reporting(options: argparse.Namespace, necroflow_args: Sequence[str]) -> Iterator[None]:
     """Route ``DAG.run`` through :func:`panoptes_necroflow.run` while the block runs."""
-    from necroflow.dag import DAG
+    from necroflow.dag import DAG  # type: ignore[import-untyped]
 
     from . import run
 
@@ -69,7 +69,7 @@ def reporting(options: argparse.Namespace, necroflow_args: Sequence[str]) -> Ite
 
     def reported_run(self: Any, **kwargs: Any) -> Any:
         # Restored first: the reporter calls DAG.run itself.
-        DAG.run = original  # type: ignore[method-assign]
+        DAG.run = original
         try:
             self.last_execution_report = run(
                 self,
@@ -83,13 +83,13 @@ def reporting(options: argparse.Namespace, necroflow_args: Sequence[str]) -> Ite
             )
             return self.last_execution_report
         finally:
-            DAG.run = reported_run  # type: ignore[method-assign]
+            DAG.run = reported_run
 
-    DAG.run = reported_run  # type: ignore[method-assign]
+    DAG.run = reported_run
     try:
         yield
     finally:
-        DAG.run = original  # type: ignore[method-assign]
+        DAG.run = original
 
 
 def _default_name(args: Sequence[str]) -> str | None:
@@ -99,7 +99,7 @@ def _default_name(args: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the ``--panoptes-*`` options, then run necroflow's command line, reported."""
-    from necroflow.cli import main as necroflow_main
+    from necroflow.cli import main as necroflow_main  # type: ignore[import-untyped]
 
     args = list(sys.argv[1:] if argv is None else argv)
     options, rest = _parser().parse_known_args(args)

@@ -88,7 +88,7 @@ def _scalar(value: Any) -> str | None:
     if isinstance(value, bool | int | float | str):
         return str(value)[:TAG_CHARS]
     if isinstance(value, os.PathLike):
-        return os.fspath(value)[:TAG_CHARS]
+        return str(os.fspath(value))[:TAG_CHARS]
     return None
 
 
@@ -268,7 +268,9 @@ class Reporter:
                 state = "up_to_date"
             elif execution.state in ("failed", "interrupted"):
                 state = execution.state
-        if state in (None, "missing", "stale", "ready") and previous is None:
+        # Queued once ready to run, as Snakemake reports a job when it schedules it: calls
+        # behind a failure never show up as waiting forever.
+        if state == "ready" and previous is None:
             if self._mark(call, "queued"):
                 self.emit("job_queued", **self._job_fields(call))
         elif state in ("up_to_date", "cached"):
