@@ -69,3 +69,32 @@ def build_dag(nodes_dir: Path, samples: list[str], fail_sample: str | None = Non
     pipeline.finish()
     dag.require(pipeline.sinks())
     return dag
+
+
+class Outcome(NodeType):
+    filename = "outcome.txt"
+
+
+@command(
+    "if [ ! -e {marker} ]; then touch {marker}; echo 'first attempt fails'; exit 5; fi; "
+    "echo ok > {outcome}",
+    repeat=2,
+)
+def flaky(marker: str):
+    outcome = output(Outcome)
+    return outcome
+
+
+def build_flaky_dag(nodes_dir: Path, marker: Path) -> DAG:
+    """One call of a rule that fails its first attempt and succeeds on the second."""
+
+    @workflow
+    def one_flaky(P: Pipeline) -> None:
+        P.outcome = flaky(marker=str(marker))
+
+    dag = DAG(nodes_dir)
+    pipeline = Pipeline(dag)
+    one_flaky(pipeline)
+    pipeline.finish()
+    dag.require(pipeline.sinks())
+    return dag

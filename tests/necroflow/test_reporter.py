@@ -361,3 +361,26 @@ def test_send_spool_sends_each_integrations_spool_over_its_own_route(
     assert hub.types("e-run") == ["run_started"]
     assert hub.engines["e-run"] == "myengine"
     assert unknown.exists() and not snakemake.exists() and not events.exists()
+
+
+def test_a_call_that_necroflow_retries_is_not_reported_failed(hub: FakeHub, tmp_path: Path) -> None:
+    from .pipeline import build_flaky_dag
+
+    marker = tmp_path / "failed-once"
+    panoptes_necroflow.run(build_flaky_dag(tmp_path / "nodes", marker), hub.url, run_id="flaky")
+    assert marker.exists()  # it did fail once
+    events = hub.events("flaky")
+    assert [e["attempt"] for e in by_type(events, "job_started")] == [1, 2]
+    assert not by_type(events, "job_failed")
+    assert len(by_type(events, "job_finished")) == 1
+    assert events[-1]["success"] is True
+
+
+def test_a_run_id_the_hub_would_refuse_leaves_the_run_unreported_but_done(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag = build_dag(tmp_path / "nodes", SAMPLES)
+    result = panoptes_necroflow.run(dag, hub.url, run_id="-not/an id")
+    assert len(result) == CALLS
+    assert "not reported" in capsys.readouterr().err
+    assert hub.requests == []

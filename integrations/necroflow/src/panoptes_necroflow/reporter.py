@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from panoptes_hub_client import EventsChannel, Notifier, Sender, normalise_address
+from panoptes_hub_client.channels import RUN_ID_PATTERN
 from panoptes_hub_client.sender import CloseReport
 
 ENGINE = "necroflow"
@@ -146,6 +147,11 @@ class Reporter:
         self.address = normalise_address(address)
         self.name = name
         self.run_id = run_id or new_run_id()
+        if not RUN_ID_PATTERN.fullmatch(self.run_id):
+            raise ValueError(
+                f"run id {self.run_id!r} is not 1-64 characters of A-Z a-z 0-9 _ . - "
+                "starting with a letter or digit"
+            )
         self.command_line = command_line if command_line is not None else " ".join(sys.argv)
         self.close_timeout = close_timeout
         self.workdir = Path(workdir if workdir is not None else os.getcwd())
