@@ -29,7 +29,7 @@ STEPS = {"make_reference": 1, "fetch_reads": len(SAMPLES), "align": len(SAMPLES)
 CALLS = sum(STEPS.values())
 # Enough for a loaded machine; reporting stops waiting as soon as everything is delivered.
 CLOSE_TIMEOUT = 60.0
-PIPELINE = Path(__file__).resolve().parent.parent / "necroflow" / "pipeline.py"
+PIPELINE = Path(__file__).resolve().parents[2] / "example_workflow" / "necroflow" / "pipeline.py"
 
 
 @pytest.fixture(autouse=True)

@@ -1,74 +1,38 @@
-"""A necroflow pipeline of shell rules over samples, for the integration's tests.
+"""The example pipeline (example_workflow/necroflow/pipeline.py) for the tests, and a rule
+necroflow has to try twice.
 
-``make_reference`` is called once per sample with the same arguments, so necroflow
-de-duplicates it into one rule call shared by every sample's ``align``. ``align`` of the
-sample named in ``config["fail_sample"]`` prints 150 lines and an error to its job.log and
-exits with status 3; ``fetch_reads`` sleeps ``config["step_seconds"]`` (default 0).
-Loaded by necroflow's command line as ``pipeline.py:samples_pipeline``.
+necroflow reads its rules' source, so each lives in a real file; the example is loaded from
+its path, as necroflow's command line loads it.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 from necroflow import DAG, NodeType, Pipeline, command, output, workflow
 
-FAIL_EXIT_CODE = 3
-FAIL_MESSAGE = "error: the reads of this sample are corrupt"
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_workflow" / "necroflow" / "pipeline.py"
 
 
-class Reference(NodeType):
-    filename = "reference.txt"
+def _load_example() -> ModuleType:
+    name = "panoptes_example_necroflow_pipeline"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-class Reads(NodeType):
-    filename = "reads.txt"
-
-
-class Alignment(NodeType):
-    filename = "aligned.txt"
-
-
-@command("echo reference-{build} > {reference}")
-def make_reference(build: str):
-    reference = output(Reference)
-    return reference
-
-
-@command("sleep {seconds}; echo reads-{sample} > {reads}")
-def fetch_reads(sample: str, seconds: int):
-    reads = output(Reads)
-    return reads
-
-
-@command(
-    "if [ {exit_code} -ne 0 ]; then seq 1 150; echo '"
-    + FAIL_MESSAGE
-    + "' >&2; exit {exit_code}; fi; cat {reference} {reads} > {alignment}"
-)
-def align(reference: Reference, reads: Reads, exit_code: int):
-    alignment = output(Alignment)
-    return alignment
-
-
-@workflow
-def samples_pipeline(P: Pipeline, config: dict[str, Any]) -> None:
-    for sample in config["samples"]:
-        reference = make_reference(build="hg38")
-        code = FAIL_EXIT_CODE if sample == config.get("fail_sample") else 0
-        reads = fetch_reads(sample=sample, seconds=int(config.get("step_seconds", 0)))
-        P[f"{sample}/aligned"] = align(reference, reads, exit_code=code)
-
-
-def build_dag(nodes_dir: Path, samples: list[str], fail_sample: str | None = None) -> DAG:
-    """The pipeline's DAG over ``samples``, every alignment requested."""
-    dag = DAG(nodes_dir)
-    pipeline = Pipeline(dag)
-    samples_pipeline(pipeline, {"samples": samples, "fail_sample": fail_sample})
-    pipeline.finish()
-    dag.require(pipeline.sinks())
-    return dag
+_example = _load_example()
+FAIL_EXIT_CODE: int = _example.FAIL_EXIT_CODE
+FAIL_MESSAGE: str = _example.FAIL_MESSAGE
+build_dag = _example.build_dag
 
 
 class Outcome(NodeType):

@@ -19,9 +19,7 @@ from panoptes_necroflow.reporter import LOG_TAIL_BYTES, LOG_TAIL_LINES, read_log
 from tests.plugin.fakehub import FakeHub  # noqa: E402
 
 from .conftest import CALLS, SAMPLES  # noqa: E402
-from .pipeline import FAIL_EXIT_CODE, FAIL_MESSAGE, build_dag  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from .pipeline import EXAMPLE, FAIL_EXIT_CODE, FAIL_MESSAGE, build_dag  # noqa: E402
 
 
 def the_run(hub: FakeHub) -> tuple[str, list[dict[str, Any]]]:
@@ -270,7 +268,7 @@ def test_events_the_hub_refuses_one_by_one_do_not_block_the_rest(
 
 
 def test_the_command_line_wrapper_reports_necroflow_run(hub: FakeHub, tmp_path: Path) -> None:
-    (tmp_path / "pipeline.py").write_text((HERE / "pipeline.py").read_text())
+    (tmp_path / "pipeline.py").write_text(EXAMPLE.read_text())
     (tmp_path / "job.toml").write_text(
         '".pipeline" = "pipeline.py:samples_pipeline"\nsamples = ["A", "B", "C"]\n'
     )
@@ -296,7 +294,7 @@ def test_the_command_line_wrapper_reports_necroflow_run(hub: FakeHub, tmp_path: 
 
 
 def test_the_command_line_wrapper_keeps_necroflows_exit_code(hub: FakeHub, tmp_path: Path) -> None:
-    (tmp_path / "pipeline.py").write_text((HERE / "pipeline.py").read_text())
+    (tmp_path / "pipeline.py").write_text(EXAMPLE.read_text())
     (tmp_path / "job.toml").write_text(
         '".pipeline" = "pipeline.py:samples_pipeline"\nsamples = ["A"]\nfail_sample = "A"\n'
     )
