@@ -382,3 +382,20 @@ def test_a_run_id_the_hub_would_refuse_leaves_the_run_unreported_but_done(
     assert len(result) == CALLS
     assert "not reported" in capsys.readouterr().err
     assert hub.requests == []
+
+
+def test_a_slow_hub_gets_the_rest_from_the_spool_later(hub_factory: Any, tmp_path: Path) -> None:
+    from panoptes_hub_client import send_spool
+
+    hub: FakeHub = hub_factory(delay=1.0)
+    result = panoptes_necroflow.run(
+        build_dag(tmp_path / "nodes", SAMPLES), hub.url, run_id="slow", close_timeout=0.2
+    )
+    assert len(result) == CALLS  # the run did not wait for the hub beyond close_timeout
+    [spool] = (tmp_path / ".panoptes" / "spool").glob("*.jsonl")
+    hub.delay = 0.0
+    send_spool(spool, hub.url)
+    events = hub.events("slow")
+    assert len(by_type(events, "job_finished")) == CALLS
+    assert by_type(events, "run_finished")[0]["success"] is True
+    assert len({event["event_id"] for event in events}) == len(events)
