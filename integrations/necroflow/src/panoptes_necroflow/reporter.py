@@ -173,7 +173,6 @@ class Reporter:
         self._reported: dict[str, str] = {}
         self._started_at: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
-        self._broken = False
         self._closed = False
 
     # -- events -----------------------------------------------------------------------------
@@ -192,7 +191,6 @@ class Reporter:
             self._fault(exc)
 
     def _fault(self, exc: BaseException) -> None:
-        self._broken = True
         self.notifier.once(
             "reporter",
             f"reporting to the hub failed ({exc!r}); the pipeline goes on unreported",
