@@ -239,7 +239,9 @@ def test_a_refused_token_keeps_the_events_on_disk(
     result = panoptes_necroflow.run(build_dag(tmp_path / "nodes", SAMPLES), hub.url, token="wrong")
     assert len(result) == CALLS
     assert hub.stored == {}
-    assert "refused the token" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "refused the token" in err
+    assert "NECROFLOW_PANOPTES_TOKEN" in err
     [spool] = (tmp_path / ".panoptes" / "spool").glob("*.jsonl")
     assert len(spool.read_text().splitlines()) > CALLS
 

@@ -157,8 +157,12 @@ class Reporter:
         self.workdir = Path(workdir if workdir is not None else os.getcwd())
         self.notifier = notifier or Notifier()
         directory = spool_directory(self.workdir)
+        channel = EventsChannel(ENGINE)
+        channel.token_hint = (
+            "Set NECROFLOW_PANOPTES_TOKEN (or pass token= / --panoptes-token) to the hub's token."
+        )
         self.sender = Sender(
-            channel=EventsChannel(ENGINE),
+            channel=channel,
             address=self.address,
             run_id=self.run_id,
             spool_directory=lambda: directory,
