@@ -3,8 +3,10 @@ of ``POST /api/events``: what is reported, and that reporting never costs the pi
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -401,3 +403,41 @@ def test_a_slow_hub_gets_the_rest_from_the_spool_later(hub_factory: Any, tmp_pat
     assert len(by_type(events, "job_finished")) == CALLS
     assert by_type(events, "run_finished")[0]["success"] is True
     assert len({event["event_id"] for event in events}) == len(events)
+
+
+def test_a_hub_down_part_way_gets_everything_once_it_is_back(hub: FakeHub, tmp_path: Path) -> None:
+    samples = ["A", "B", "C", "D", "E", "F"]
+    (tmp_path / "pipeline.py").write_text(EXAMPLE.read_text())
+    (tmp_path / "job.toml").write_text(
+        '".pipeline" = "pipeline.py:samples_pipeline"\n'
+        f"samples = {json.dumps(samples)}\nstep_seconds = 2\n"
+    )
+    wrapper = Path(sys.executable).with_name("panoptes-necroflow")
+    run = subprocess.Popen(
+        [
+            str(wrapper), "--panoptes-address", hub.url, "--panoptes-run-id", "outage",
+            "--panoptes-close-timeout", "60", "run", "job.toml", "--nodes-dir", "nodes", "-c", "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert hub.wait_for(lambda: "job_finished" in hub.types("outage"), timeout=120)
+        hub.stop()
+        time.sleep(2.5)  # rule calls go on finishing while nothing listens
+        assert run.poll() is None, "the run ended before the hub came back: make it longer"
+        hub.start()
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, output
+    assert "the hub is not taking events" in output  # told once, on stderr
+    types = hub.types("outage")
+    assert types.count("job_finished") == 1 + 2 * len(samples)
+    assert types[-1] == "run_finished"
+    events = hub.events("outage")
+    assert len({event["event_id"] for event in events}) == len(events)
+    assert not list((tmp_path / ".panoptes" / "spool").glob("*.jsonl"))
