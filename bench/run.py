@@ -484,7 +484,8 @@ def run_reads(
 
 
 def plugin_python(args: argparse.Namespace) -> Path:
-    """A Python with Snakemake, our plugin and the hub: given, or a cached venv kept current."""
+    """A Python with Snakemake, our plugin (and the client it shares) and the hub: given, or a
+    cached venv kept current."""
     if args.plugin_python:
         return Path(args.plugin_python)
     venv = CACHE / "snakemake"
@@ -499,7 +500,11 @@ def plugin_python(args: argparse.Namespace) -> Path:
                 ".git", ".venv", "bench", "tests", "*.db", "__pycache__", ".*_cache", "build"
             ),
         )
-        packages = [str(source), str(source / "snakemake_logger_plugin")]
+        packages = [
+            str(source),
+            str(source / "integrations" / "client"),
+            str(source / "snakemake_logger_plugin"),
+        ]
         if not python.exists():
             print(f"creating {venv} (Snakemake, the plugin, the hub)", flush=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -103,7 +103,9 @@ def main(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--address", required=True, help="URL of the hub, e.g. http://127.0.0.1:5000.")
 @click.option(
-    "--token", envvar="SNAKEMAKE_LOGGER_PANOPTES_TOKEN", help="Access token, if the hub needs one."
+    "--token",
+    envvar=["SNAKEMAKE_LOGGER_PANOPTES_TOKEN", "NECROFLOW_PANOPTES_TOKEN"],
+    help="Access token, if the hub needs one.",
 )
 @click.option(
     "--timeout",
@@ -115,16 +117,16 @@ def main(
 def send_spool_command(
     paths: tuple[str, ...], address: str, token: str | None, timeout: float
 ) -> None:
-    """Send events our Snakemake plugin could not deliver (its .snakemake/panoptes/*.jsonl).
+    """Send events an engine integration could not deliver: its spool files (the Snakemake
+    plugin's .snakemake/panoptes/*.jsonl, the necroflow integration's .panoptes/spool/*.jsonl).
 
     Each file is deleted once the hub has everything; re-sending is safe (events carry ids).
     """
     try:
-        from snakemake_logger_plugin_panoptes.client import HubError
-        from snakemake_logger_plugin_panoptes.spool import SpoolBusy, send_spool
+        from panoptes_hub_client import HubError, SpoolBusy, send_spool
     except ImportError:
         raise click.ClickException(
-            "send-spool needs the Snakemake plugin: python -m pip install ./snakemake_logger_plugin"
+            "send-spool needs the hub client: python -m pip install ./integrations/client"
         ) from None
     failed = 0
     for path in paths:

@@ -2,7 +2,9 @@
 
 It speaks both protocols the plugin knows: our hub's (service-info with the ``batch``
 feature, the batch route, idempotent by ``event_id``) and an old panoptes' (service-info
-without features, ``/update_workflow_status``, and its 200 HTML page for unknown paths).
+without features, ``/update_workflow_status``, and its 200 HTML page for unknown paths);
+and the engine-neutral ``POST /api/events`` of the other integrations, validated against
+its contract (:func:`events_payload_errors`).
 Faults are switched on per test: answer 5xx to the first N event requests, require a
 token, answer slowly, refuse events of some levels, announce a batch route it does not
 have, or stop and restart on the same port.
@@ -11,6 +13,7 @@ have, or stop and restart on the same port.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +22,46 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 OLD_PANOPTES_404 = "<!doctype html><html><body><h1>Page not found</h1></body></html>"
+
+# The contract of POST /api/events.
+EVENTS_PATH = "/api/events"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ENGINE = re.compile(r"[a-z0-9_-]{1,32}")
+EVENT_TYPES = frozenset(
+    {"run_started", "job_queued", "job_started", "job_finished", "job_failed", "job_cached",
+     "run_finished"}
+)  # fmt: skip
+MAX_EVENTS = 10_000
+
+
+def events_payload_errors(payload: Any) -> list[str]:
+    """What is wrong with a ``POST /api/events`` body (empty: nothing)."""
+    if not isinstance(payload, dict):
+        return ["the body is not a JSON object"]
+    errors = []
+    if not isinstance(payload.get("run_id"), str) or not RUN_ID.fullmatch(payload["run_id"]):
+        errors.append("run_id")
+    if not isinstance(payload.get("engine"), str) or not ENGINE.fullmatch(payload["engine"]):
+        errors.append("engine")
+    events = payload.get("events")
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
+        return [*errors, "events"]
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            errors.append(f"events[{index}]")
+            continue
+        if not isinstance(event.get("event_id"), str) or not event["event_id"]:
+            errors.append(f"events[{index}].event_id")
+        if event.get("type") not in EVENT_TYPES:
+            errors.append(f"events[{index}].type")
+        when = event.get("time")
+        if when is not None and not isinstance(when, int | float | str):
+            errors.append(f"events[{index}].time")
+        if str(event.get("type", "")).startswith("job_") and not isinstance(
+            event.get("job_id"), str
+        ):
+            errors.append(f"events[{index}].job_id")
+    return errors
 
 
 @dataclass
@@ -64,6 +107,9 @@ class FakeHub:
         self.delay = delay
         self.reject_levels = reject_levels
         self.refuse_workflow_ids: tuple[str, ...] = ()
+        self.events_api = True  # False: an older hub without POST /api/events
+        self.reject_types: tuple[str, ...] = ()  # event types POST /api/events refuses (422)
+        self.engines: dict[str, str] = {}  # run id -> engine, from POST /api/events
         self.not_a_hub = False  # answer every request with a web page, like a wrong address
         self.requests: list[Request] = []
         self.stored: dict[str, list[dict[str, Any]]] = {}
@@ -159,6 +205,11 @@ class FakeHub:
                 workflow_id = wanted or f"wf{self._next_workflow}"
                 self.stored.setdefault(workflow_id, [])
                 return _json(200, {"id": workflow_id, "name": workflow_id, "status": "Running"})
+            if path == EVENTS_PATH and self.events_api:
+                if self.fail_first > 0:
+                    self.fail_first -= 1
+                    return _json(self.fail_status, {"error": {"message": "injected failure"}})
+                return self._events(request)
             if path in ("/api/snakemake/events", "/update_workflow_status"):
                 if self.fail_first > 0:
                     self.fail_first -= 1
@@ -188,6 +239,45 @@ class FakeHub:
             accepted += 1
         body = {"workflow_id": workflow_id, "accepted": accepted, "duplicates": duplicates}
         return _json(200, body)
+
+    def _events(self, request: Request) -> tuple[int, str, bytes]:
+        if request.headers.get("content-type") != "application/json":
+            return _json(415, {"error": "unsupported_media_type", "message": "JSON only"})
+        try:
+            payload = request.json()
+        except ValueError:
+            return _json(400, {"error": "bad_request", "message": "not JSON", "status": 400})
+        errors = events_payload_errors(payload)
+        if errors:
+            return _json(
+                422,
+                {"error": "invalid", "message": "invalid", "status": 422, "details": errors},
+            )
+        events = payload["events"]
+        if any(event["type"] in self.reject_types for event in events):
+            return _json(422, {"error": "invalid", "message": "refused type", "status": 422})
+        run_id = payload["run_id"]
+        self.engines[run_id] = payload["engine"]
+        accepted = duplicates = 0
+        for event in events:
+            key = (run_id, event["event_id"])
+            if key in self._event_ids:
+                duplicates += 1
+                continue
+            self._event_ids.add(key)
+            self.stored.setdefault(run_id, []).append(event)
+            accepted += 1
+        body = {
+            "run_id": run_id,
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "url": f"{self.url}/workflow/{run_id}",
+        }
+        return _json(200, body)
+
+    def types(self, run_id: str | None = None) -> list[str]:
+        """The ``type`` of every event stored by ``POST /api/events``, in order."""
+        return [str(event.get("type")) for event in self.events(run_id)]
 
     def _classic(self, request: Request) -> tuple[int, str, bytes]:
         form = request.form()
