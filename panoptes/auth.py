@@ -38,6 +38,7 @@ from flask import (
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ApiError
 from .extensions import db
@@ -79,7 +80,17 @@ def _token_state() -> tuple[bool, frozenset[str]]:
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1], cached[2]
-    rows = db.session.execute(select(ApiToken.token_hash, ApiToken.revoked_at)).all()
+    try:
+        rows = db.session.execute(select(ApiToken.token_hash, ApiToken.revoked_at)).all()
+    except SQLAlchemyError:
+        db.session.rollback()
+        # The database is away: the tokens known last keep working (events go to the
+        # journal); a process that never read them cannot check one, so it asks to retry.
+        if cached is not None:
+            return cached[1], cached[2]
+        from .store.journal import Unavailable
+
+        raise Unavailable("the database is unreachable and no token list is known yet") from None
     hashes = frozenset(token_hash for token_hash, revoked_at in rows if revoked_at is None)
     static = app.config.get("TOKEN")
     if static:

@@ -45,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     # (tests turn it off and wait for it explicitly), and the most events one batch applies.
     "PROJECTOR_THREAD": True,
     "PROJECTOR_BATCH_SIZE": 2000,
+    # The journal that keeps events while the database cannot (unreachable, read-only, full):
+    # where (default: beside a SQLite file, else ./.panoptes-journal), and its bounds, past
+    # which ingestion answers 503 with Retry-After.
+    "JOURNAL_DIR": "",
+    "JOURNAL_MAX_BYTES": 256 * 1024 * 1024,
+    "JOURNAL_MAX_AGE_HOURS": 24.0,
     # Notifications (panoptes/notify/): Apprise URLs (commas or spaces); which events; narrowing
     # by engine and run-name glob; more rules under [notify] in panoptes.toml.
     "NOTIFY_URLS": "",
@@ -83,6 +89,10 @@ SETTINGS_HELP: dict[str, str] = {
     "PROJECTOR_THREAD": "apply the log to runs and jobs in a background thread of each hub "
     "process (default true)",
     "PROJECTOR_BATCH_SIZE": "most events one projection transaction applies (default 2000)",
+    "JOURNAL_DIR": "where events are kept while the database cannot store them (default: "
+    "beside a SQLite file, else ./.panoptes-journal)",
+    "JOURNAL_MAX_BYTES": "largest journal per hub process, in bytes (default 256 MiB)",
+    "JOURNAL_MAX_AGE_HOURS": "oldest journaled event before ingestion answers 503 (default 24)",
     "NOTIFY_URLS": "Apprise URLs to notify, separated by commas or spaces (mailto://, json://...)",
     "NOTIFY_ON": "events that notify (default Error,Done,Stale; also Cancelled, No Execution, "
     "launch_failed, launch_lost)",

@@ -51,6 +51,7 @@ def _default_code(status: int) -> str:
         413: "too_large",
         415: "unsupported_media_type",
         422: "invalid",
+        503: "unavailable",
     }.get(status, "server_error" if status >= 500 else "error")
 
 
@@ -95,6 +96,15 @@ def register(app: Flask) -> None:
         response = error_response(status, error.description or error.name)
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    from .store.journal import Unavailable
+
+    @app.errorhandler(Unavailable)
+    def _unavailable(error: Unavailable) -> Response:
+        # Never 500: clients retry a 503 (Nextflow, our plugins) instead of aborting the run.
+        response = error_response(503, f"The hub cannot store events now ({error}).", "unavailable")
+        response.headers["Retry-After"] = str(error.retry_after)
         return response
 
     @app.errorhandler(Exception)

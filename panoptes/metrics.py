@@ -24,8 +24,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import stale_after
+from .extensions import db
 
 EVENTS_INGESTED = Counter(
     "panoptes_events_ingested_total",
@@ -58,12 +60,48 @@ class _RunsByStatus(Collector):
         family = GaugeMetricFamily(
             "panoptes_runs", "Runs by engine and status", labels=["engine", "status"]
         )
-        with self.app.app_context():
-            for (engine, status), count in queries.runs_by_status(
-                stale_after(self.app.config)
-            ).items():
-                family.add_metric([engine, status], count)
+        try:
+            with self.app.app_context():
+                counts = queries.runs_by_status(stale_after(self.app.config))
+        except SQLAlchemyError:
+            return  # the database is away; the other metrics still answer
+        for (engine, status), count in counts.items():
+            family.add_metric([engine, status], count)
         yield family
+
+
+class _LogState(Collector):
+    """The log's backlog (events stored, not yet projected) and the journal of this instance
+    (events kept while the database could not store them), read at scrape time."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        from .models import utcnow
+        from .store import journal, projector
+
+        kept = journal.for_app(self.app).state()
+        depth = GaugeMetricFamily(
+            "panoptes_journal_events", "Events kept in the journal, not yet in the database"
+        )
+        depth.add_metric([], kept.entries)
+        yield depth
+        age = GaugeMetricFamily(
+            "panoptes_journal_age_seconds", "Age of the oldest event in the journal (0: empty)"
+        )
+        age.add_metric([], (utcnow() - kept.oldest).total_seconds() if kept.oldest else 0.0)
+        yield age
+        try:
+            with self.app.app_context(), db.engine.connect() as connection:
+                pending = projector.pending_events(connection)
+        except SQLAlchemyError:
+            return  # the database is away: the journal's gauges say what matters
+        backlog = GaugeMetricFamily(
+            "panoptes_projection_pending_events", "Events stored but not yet projected"
+        )
+        backlog.add_metric([], pending)
+        yield backlog
 
 
 class _ThisProcess(Collector):
@@ -82,6 +120,7 @@ def scrape(app: Flask) -> Response:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_ThisProcess())
+    registry.register(_LogState(app))
     registry.register(_RunsByStatus(app))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

@@ -9,25 +9,30 @@ engine of a known run) read it here, before the append, in the same transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from flask import current_app
 from sqlalchemy import Connection, Row, Table, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from .. import engines, metrics
 from ..models import RawEvent, Workflow, utcnow
 from ..normalize import snakemake
 from ..normalize.coerce import JsonText, json_safe, json_text
 from ..normalize.schema import WorkflowStatus
-from . import projector
+from . import journal, projector
 from .ids import new_workflow_id, shard_of
 from .transactions import writing
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 HUB = "hub"  # the "engine" of the raw events that record what people did (rename, cancel)
 _RAW = cast(Table, RawEvent.__table__)
 _WORKFLOWS = cast(Table, Workflow.__table__)
@@ -102,16 +107,62 @@ def appended(entries: Sequence[Entry]) -> None:
     projector.wake()
 
 
-def _commit(entries: Sequence[Entry]) -> int:
-    with writing() as connection:
-        stored = append(connection, entries)
-    appended(entries)
-    return stored
+# What a decision gives: the entries to append, and the answer once the number stored is
+# known (None: they went to the journal, where duplicates are only skipped at replay).
+Decision = tuple[list[Entry], Callable[[int | None], T]]
+# Transient trouble is retried within the request for this long in all, then the journal
+# takes the event.
+_RETRY_DELAYS = (0.05, 0.2, 0.5)
 
 
-def _check_engine(connection: Connection, workflow_id: str, adapter_name: str, engine: str) -> None:
+def _database_trouble(error: BaseException) -> bool:
+    """Whether an error means the database cannot store now (unreachable, restarting,
+    read-only, full), not that the statement is wrong."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def _store(decide: Callable[[Connection | None], Decision[T]]) -> T:
+    """Decide and append in one transaction, retrying transient trouble briefly; when the
+    database cannot store, decide without it and keep the entries in the journal. While this
+    process's journal holds events, new ones follow them there (a run's order holds)."""
+    kept_aside = journal.for_app(current_app)
+    if not kept_aside.holds_events():
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                with writing() as connection:
+                    entries, finish = decide(connection)
+                    stored = append(connection, entries)
+            except DBAPIError as error:
+                if not _database_trouble(error):
+                    raise
+                log.warning("the database cannot store events now: %s", error.orig)
+                if delay is None:
+                    break
+                time.sleep(delay)
+                continue
+            appended(entries[:stored] if stored < len(entries) else entries)
+            return finish(stored)
+    entries, finish = decide(None)
+    kept_aside.add(entries)
+    metrics.count_ingested((entry.engine, entry.kind) for entry in entries)
+    projector.wake()
+    return finish(None)
+
+
+def _commit(entries: Sequence[Entry]) -> int | None:
+    return _store(lambda connection: (list(entries), lambda stored: stored))
+
+
+def _check_engine(
+    connection: Connection | None, workflow_id: str, adapter_name: str, engine: str
+) -> None:
     """Refuse an event for a known run of another engine (a run's events are projected by
-    the adapter of its engine; the projector skips what slips through)."""
+    the adapter of its engine; the projector skips what slips through, as it does for events
+    journaled while the database was away)."""
+    if connection is None:
+        return
     stored = connection.scalar(select(_WORKFLOWS.c.engine).where(_WORKFLOWS.c.id == workflow_id))
     if stored is None:
         return
@@ -156,14 +207,17 @@ def snakemake_create(
 ) -> tuple[str, str]:
     """``GET /create_workflow`` with panoptes' naming rules: a requested name reuses the id
     of the newest finished Snakemake run of that name (which starts afresh); a name a live run
-    has gets a suffix. Returns the run's id and name."""
+    has gets a suffix. Returns the run's id and name. Without the database (journaled), the
+    run is new and the projector checks its name against the live runs."""
     at = received_at or utcnow()
     requested = snakemake.requested_name(query)
-    stored_body: dict[str, Any] = {"query": dict(query), "body": json_safe(body)}
-    with writing() as connection:
+    request_body = {"query": dict(query), "body": json_safe(body)}
+
+    def decide(connection: Connection | None) -> Decision[tuple[str, str]]:
         workflow_id = new_workflow_id()
         name = requested or workflow_id
-        if requested:
+        stored_body = dict(request_body)
+        if requested and connection is not None:
             previous = _newest_named(connection, requested, "snakemake")
             if previous is not None and not _is_live(previous, at):
                 workflow_id = previous.id
@@ -171,9 +225,9 @@ def snakemake_create(
                 name = name_for_new_run(connection, requested, workflow_id, at)
             stored_body["name"] = name
         entry = Entry("snakemake", "create", workflow_id, stored_body, at)
-        append(connection, [entry])
-    appended([entry])
-    return workflow_id, name
+        return [entry], lambda stored: (workflow_id, name)
+
+    return _store(decide)
 
 
 def snakemake_update(
@@ -182,10 +236,12 @@ def snakemake_update(
     """One ``/update_workflow_status`` envelope (its ``msg`` already checked to decode)."""
     _, text = json_text(dict(envelope))
     entry = Entry("snakemake", "update", workflow_id, JsonText(text), received_at or utcnow())
-    with writing() as connection:
+
+    def decide(connection: Connection | None) -> Decision[None]:
         _check_engine(connection, workflow_id, "snakemake", "snakemake")
-        append(connection, [entry])
-    appended([entry])
+        return [entry], lambda stored: None
+
+    _store(decide)
 
 
 def _batch(
@@ -202,19 +258,20 @@ def _batch(
         _, text = json_text(dict(event))
         entries.append(
             Entry(
-                adapter,
-                "event",
-                workflow_id,
-                JsonText(text),
-                at,
-                None if key is None else str(key),
+                adapter, "event", workflow_id, JsonText(text), at, None if key is None else str(key)
             )
         )
-    with writing() as connection:
+
+    def decide(connection: Connection | None) -> Decision[BatchResult]:
         _check_engine(connection, workflow_id, adapter, engine)
-        accepted = append(connection, entries)
-    appended(entries[:accepted])
-    return BatchResult(workflow_id, accepted, len(entries) - accepted)
+
+        def result(stored: int | None) -> BatchResult:
+            accepted = len(entries) if stored is None else stored
+            return BatchResult(workflow_id, accepted, len(entries) - accepted)
+
+        return entries, result
+
+    return _store(decide)
 
 
 def snakemake_batch(
@@ -284,15 +341,18 @@ def tower_event(
     at = received_at or utcnow()
     if text is None:  # made storable first: lookups below use its values
         body, text = json_text(dict(body))
-    with writing() as connection:
-        if workflow_id is None:
-            workflow_id = _created_before(connection, body, at) or new_workflow_id()
+    stored_body = JsonText(text)
+
+    def decide(connection: Connection | None) -> Decision[str]:
+        chosen = workflow_id
+        if chosen is None:
+            retried = None if connection is None else _created_before(connection, body, at)
+            chosen = retried or new_workflow_id()
         else:
-            _check_engine(connection, workflow_id, "nextflow", "nextflow")
-        entry = Entry("nextflow", kind, workflow_id, JsonText(text), at)
-        append(connection, [entry])
-    appended([entry])
-    return workflow_id
+            _check_engine(connection, chosen, "nextflow", "nextflow")
+        return [Entry("nextflow", kind, chosen, stored_body, at)], lambda stored: chosen
+
+    return _store(decide)
 
 
 def tower_create(
@@ -313,3 +373,11 @@ def tower_create(
 def hub_action(workflow_id: str, kind: str, body: dict[str, Any]) -> None:
     """Record a person's action on a run (rename, cancel) in the log."""
     _commit([Entry(HUB, kind, workflow_id, body, utcnow())])
+
+
+def store_replayed(entries: Sequence[Entry]) -> None:
+    """Append journaled entries (the replayer): skipped where their event id is stored."""
+    with writing() as connection:
+        stored = append(connection, entries)
+    if stored:
+        projector.wake()

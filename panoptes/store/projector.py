@@ -50,6 +50,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from .. import engines
 from ..engines import EngineAdapter
@@ -58,6 +59,7 @@ from ..models import Job, LogPosition, RawEvent, Workflow
 from ..normalize import actions, reducer
 from ..normalize.reducer import RunState
 from ..normalize.schema import Event, RunCreated
+from . import journal
 from .ids import SHARDS
 from .transactions import writing
 
@@ -461,6 +463,7 @@ class Projector:
         last_head = -1
         blocked = False
         last_pass = 0.0
+        last_journal_look = 0.0
         failures = 0
         while not self._stop.is_set():
             woken = self._wake.wait(POLL_SECONDS)
@@ -469,6 +472,11 @@ class Projector:
             if app is None or self._stop.is_set():
                 return
             try:
+                now = time.monotonic()
+                if journal.for_app(app).holds_events() or now - last_journal_look > 1.0:
+                    # Also the files of processes that ended before replaying theirs.
+                    last_journal_look = now
+                    replay_journal(app)
                 with app.app_context():
                     engine = db.engine
                     if not self._is_owner(engine):
@@ -507,6 +515,19 @@ def wake() -> None:
             projector = for_app(app)
             projector.ensure_running()
             projector.wake()
+
+
+def replay_journal(app: Flask) -> int:
+    """Append what the journal kept while the database was away; the number of events
+    (0 while the database still cannot store them)."""
+    from .log import store_replayed
+
+    with app.app_context():
+        try:
+            return journal.for_app(app).replay(store_replayed)
+        except DBAPIError as error:
+            log.info("the journal waits for the database: %s", error.orig)
+            return 0
 
 
 def catch_up(app: Flask | None = None, timeout: float = 10.0) -> bool:
