@@ -142,7 +142,7 @@ def _store(decide: Callable[[Connection | None], Decision[T]]) -> T:
                     break
                 time.sleep(delay)
                 continue
-            appended(entries[:stored] if stored < len(entries) else entries)
+            appended(entries[:stored])  # a request's entries share their engine and kind
             return finish(stored)
     entries, finish = decide(None)
     kept_aside.add(entries)
