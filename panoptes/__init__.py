@@ -19,6 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         commands,
         database,
         errors,
+        hubstate,
         live,
         metrics,
         migrations_runner,
@@ -52,4 +53,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.instrument(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
+        # Otherwise the stored key is read when a cookie is first signed or checked (auth.py).
+        hubstate.ensure_secret_key(app)
     return app
