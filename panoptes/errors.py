@@ -9,11 +9,40 @@ Nextflow prints ``message`` to the user; the other keys are for scripts.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
+from sqlalchemy import exc as sa
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+# Blueprints that take events from pipelines: a client there must never be told 500 for a
+# database that cannot take a write (Nextflow and Snakemake abort on it); 503 asks it to retry.
+INGESTION_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api"})
+# Failures of the database itself rather than of the statement: unreachable, restarting, a
+# broken connection, a read-only or full disk, an exhausted pool. SQLAlchemy's wrappers, and
+# the drivers' own classes (ingestion's hot path runs on the driver connection, driver.py).
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa.OperationalError,
+    sa.InterfaceError,
+    sa.InternalError,
+    sa.TimeoutError,
+    sa.DisconnectionError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg.InternalError,
+)
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.DBAPIError,
+    sa.TimeoutError,
+    sa.DisconnectionError,
+    sqlite3.Error,
+    psycopg.Error,
+)
 
 
 class ApiError(Exception):
@@ -49,6 +78,7 @@ def _default_code(status: int) -> str:
         409: "conflict",
         410: "gone",
         413: "too_large",
+        429: "too_many_requests",
         415: "unsupported_media_type",
         422: "invalid",
     }.get(status, "server_error" if status >= 500 else "error")
@@ -96,6 +126,32 @@ def register(app: Flask) -> None:
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response
+
+    def _database_error(error: Exception) -> Response:
+        invalidated = getattr(error, "connection_invalidated", False)
+        if (
+            isinstance(error, _UNAVAILABLE)
+            or invalidated
+            or request.blueprint in INGESTION_BLUEPRINTS
+        ):
+            app.logger.warning("database unavailable: %s", error)
+            response = error_response(
+                503,
+                "The database cannot take this request right now; please retry shortly.",
+                "database_unavailable",
+            )
+            response.headers["Retry-After"] = str(int(app.config["DATABASE_RETRY_AFTER_SECONDS"]))
+            return response
+        return _unexpected(error)
+
+    for kind in _DATABASE_ERRORS:
+        app.register_error_handler(kind, _database_error)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error: RecursionError) -> Response:
+        # Only input nested beyond any parser's depth gets this far.
+        app.logger.warning("input nested too deeply: %s", error)
+        return error_response(400, "The request nests too deeply to be read.")
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
