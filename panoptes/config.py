@@ -16,7 +16,7 @@ from .normalize.schema import Engine
 # A configured secret key must be at least this long, and must not be one of the examples
 # people copy from documentation.
 MIN_SECRET_KEY_BYTES = 32
-_PLACEHOLDER_WORDS = ("change", "placeholder", "not-secret", "example", "your-secret", "xxxx")
+_PLACEHOLDER_WORDS = ("change", "placeholder", "not-secret", "example", "your-secret")
 
 DEFAULTS: dict[str, Any] = {
     # SQLAlchemy URL or a path to a SQLite file; PANOPTES_DATABASE_URL sets it.
