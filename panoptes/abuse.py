@@ -1,14 +1,15 @@
 """Defences against misuse of the way in: redirect targets after sign-in, a rate limit on
 authentication failures, and which proxy headers to believe.
 
-The rate limit counts failures only: a failed sign-in, and any request refused with 401 for a
-missing or wrong token. Past ``AUTH_FAILURE_LIMIT`` an address gets 429 until the window
-passes. Requests carrying a valid token or session are never counted nor refused, so a
-pipeline reporting with its token is never slowed by someone guessing from the same address
-(a shared login node, a NAT). Counters live in each process's memory: with several workers an
-address gets up to the limit per worker, and a restart forgets them. The counting is
-``limits`` (the engine and memory storage of Flask-Limiter), consulted directly: Flask-Limiter's
-own request hooks cost about 100 µs on every request, this one dictionary look-up.
+The rate limit counts failures only: a failed sign-in, and a request refused with 401 for a
+wrong token (one sent with no token at all guesses nothing and is not counted). Past
+``AUTH_FAILURE_LIMIT`` an address gets 429 until the window passes. Requests carrying a valid
+token or session are never counted nor refused, so a pipeline reporting with its token is never
+slowed by someone guessing from the same address (a shared login node, a NAT). Counters live in
+each process's memory: with several workers an address gets up to the limit per worker, and a
+restart forgets them. The counting is ``limits`` (the engine and memory storage of
+Flask-Limiter), consulted directly: Flask-Limiter's own request hooks cost about 100 µs on every
+request, this one dictionary look-up.
 """
 
 from __future__ import annotations
@@ -108,7 +109,11 @@ def install(app: Flask, authenticated: Callable[[], bool]) -> FailureLimit:
         return response
 
     def count_failures(response: Response) -> Response:
-        if response.status_code == 401:
+        # A guess: a wrong token presented, or a failed sign-in. A request with no token at
+        # all (a probe, a first try) is answered 401 but guesses nothing.
+        if response.status_code == 401 and (
+            "Authorization" in request.headers or request.endpoint == "auth.signin"
+        ):
             failures.count(_client_address())
         return response
 

@@ -96,6 +96,13 @@ def test_failed_sign_ins_are_limited_and_then_even_the_right_token_waits(guarded
     assert fresh.get("/signin", environ_base={"REMOTE_ADDR": "10.0.0.4"}).status_code == 200
 
 
+def test_requests_without_any_token_are_not_guesses(guarded):
+    client = guarded.test_client()
+    for _ in range(10):  # a probe or a client not yet configured
+        assert client.get("/api/service-info").status_code == 401
+    assert wrong_token(client, "127.0.0.1").status_code == 401
+
+
 def test_successes_are_never_counted(guarded):
     client = guarded.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
