@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_POLL_SECONDS": 0.5,
     "LIVE_STREAM_SECONDS": 300.0,
     "LIVE_MAX_STREAMS": 0,
-    # Failed sign-ins and requests refused for a missing or wrong token (401), per client
+    # Failed sign-ins and requests refused for a wrong token (401), per client
     # address and process; past it the address gets 429 until the window passes. Requests with
     # a valid token or session are never counted nor refused.
     "AUTH_FAILURE_LIMIT": "20 per minute",
@@ -74,7 +74,7 @@ SETTINGS_HELP: dict[str, str] = {
     "LIVE_POLL_SECONDS": "how often a live page's stream checks the database (default 0.5)",
     "LIVE_STREAM_SECONDS": "how long one live stream lasts before the browser reconnects",
     "LIVE_MAX_STREAMS": "live streams per worker holding a thread (0: half of the threads)",
-    "AUTH_FAILURE_LIMIT": "failed sign-ins and token failures allowed per client address and "
+    "AUTH_FAILURE_LIMIT": "failed sign-ins and wrong tokens allowed per client address and "
     "process (default 20 per minute)",
     "TRUSTED_PROXIES": "reverse proxies in front whose X-Forwarded-* headers are trusted "
     "(default 0; 1 behind the shipped nginx)",
