@@ -78,9 +78,9 @@ def _default_code(status: int) -> str:
         409: "conflict",
         410: "gone",
         413: "too_large",
-        429: "too_many_requests",
         415: "unsupported_media_type",
         422: "invalid",
+        429: "too_many_requests",
     }.get(status, "server_error" if status >= 500 else "error")
 
 
@@ -127,7 +127,14 @@ def register(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response
 
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        app.logger.exception("unhandled error", exc_info=error)
+        return error_response(500, InternalServerError.description)
+
     def _database_error(error: Exception) -> Response:
+        """503 and Retry-After when the database itself cannot serve, and for any database
+        error while taking events; elsewhere other database errors are bugs (500)."""
         invalidated = getattr(error, "connection_invalidated", False)
         if (
             isinstance(error, _UNAVAILABLE)
@@ -152,8 +159,3 @@ def register(app: Flask) -> None:
         # Only input nested beyond any parser's depth gets this far.
         app.logger.warning("input nested too deeply: %s", error)
         return error_response(400, "The request nests too deeply to be read.")
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        app.logger.exception("unhandled error", exc_info=error)
-        return error_response(500, InternalServerError.description)
