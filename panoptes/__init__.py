@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         database,
         engines,
         errors,
+        hubstate,
         live,
         metrics,
         migrations_runner,
@@ -58,6 +59,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_notifications(app)
     if app.config["AUTO_MIGRATE"]:
         migrations_runner.upgrade(app)
+        # Otherwise the stored key is read when a cookie is first signed or checked (auth.py).
+        hubstate.ensure_secret_key(app)
     if app.config["PROJECTOR_THREAD"]:
         # Started by the first request of each process: threads do not survive the fork of
         # gunicorn's workers, and a process that never serves does not need one.

@@ -37,9 +37,11 @@ from flask import (
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import abuse, hubstate
 from .errors import ApiError
 from .extensions import db
 from .models import ApiToken
@@ -164,10 +166,19 @@ def _check() -> ResponseReturnValue | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local paths: the sign-in page must not redirect to another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("ui.index")
+    """Only same-site paths (``abuse.safe_next``; 400 otherwise), else the dashboard."""
+    return abuse.safe_next(target) or url_for("ui.index")
+
+
+def authenticated() -> bool:
+    """Whether the current request may pass: the hub is open, or it carries a valid token or
+    session (the rate limit on failures never applies to these)."""
+    required, hashes = _token_state()
+    if not required:
+        return True
+    if _valid(presented_secret(request.headers.get("Authorization")), hashes):
+        return True
+    return session.get("token_hash") in hashes
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -175,17 +186,17 @@ def signin() -> Any:
     """Sign in to the dashboard with a token; the session keeps only the token's hash."""
     error = None
     if request.method == "POST":
+        target = _safe_next(request.form.get("next"))  # a bad target: 400 before anything
         secret = (request.form.get("token") or "").strip()
         if _valid(secret, _token_state()[1]):
             session.clear()
             session["token_hash"] = hash_secret(secret)
             session.permanent = True
-            return redirect(_safe_next(request.form.get("next")))
+            return redirect(target)
         error = "That token is not valid."
-    return (
-        render_template("signin.html", error=error, next=_safe_next(request.args.get("next"))),
-        401 if error else 200,
-    )
+    else:
+        target = _safe_next(request.args.get("next"))
+    return render_template("signin.html", error=error, next=target), 401 if error else 200
 
 
 @bp.post("/signout")
@@ -222,6 +233,10 @@ class _CookieSessions(SecureCookieSessionInterface):
     no cookie: clients sending events never have one, and the signer was a tenth of the cost
     of recording an event (bench/PROFILES.md)."""
 
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        hubstate.ensure_secret_key(app)  # none configured: the one kept in the database
+        return super().get_signing_serializer(app)
+
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
@@ -231,6 +246,7 @@ class _CookieSessions(SecureCookieSessionInterface):
 def protect(app: Flask) -> None:
     """Require a token on every non-public route once tokens exist; security headers."""
     app.session_interface = _CookieSessions()
+    abuse.install(app, authenticated)  # before the token check: past the limit means 429
     app.before_request(_check)
     app.after_request(_headers)
     app.register_blueprint(bp)

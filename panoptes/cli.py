@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 
 import click
@@ -43,9 +42,6 @@ def _app_from_cli() -> Flask:
         overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
     if params.get("threads") and not os.environ.get("PANOPTES_LIVE_MAX_STREAMS"):
         overrides["LIVE_MAX_STREAMS"] = max(1, params["threads"] // 2)
-    if not os.environ.get("PANOPTES_SECRET_KEY"):
-        # One key per start, shared by the workers forked from here: sessions end with the hub.
-        overrides["SECRET_KEY"] = secrets.token_hex(32)
     return create_app(overrides)
 
 

@@ -12,7 +12,10 @@ from typing import Any
 
 from .normalize import coerce
 
-DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
+# A configured secret key must be at least this long, and must not be one of the examples
+# people copy from documentation.
+MIN_SECRET_KEY_BYTES = 32
+_PLACEHOLDER_WORDS = ("change", "placeholder", "not-secret", "example", "your-secret")
 
 DEFAULTS: dict[str, Any] = {
     # SQLAlchemy URL or a path to a SQLite file; PANOPTES_DATABASE_URL sets it.
@@ -28,7 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_URL": None,
     # Page size limits of the read API.
     "API_MAX_LIMIT": 1000,
-    "SECRET_KEY": DEVELOPMENT_SECRET_KEY,
+    # None: generated on first start and kept in the database (hubstate.py), shared by all.
+    "SECRET_KEY": None,
     # Apply pending migrations when the app starts (safe with several workers).
     "AUTO_MIGRATE": True,
     # A single static access token; tokens can also be created with `panoptes token create`.
@@ -67,6 +71,15 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_MAX_ATTEMPTS": 6,
     # The panoptes.toml to read (default: ./panoptes.toml when there is one).
     "CONFIG": None,
+    # Failed sign-ins and requests refused for a wrong token (401), per client
+    # address and process; past it the address gets 429 until the window passes. Requests with
+    # a valid token or session are never counted nor refused.
+    "AUTH_FAILURE_LIMIT": "20 per minute",
+    # How many reverse proxies in front of the hub set X-Forwarded-For/-Proto/-Host (the
+    # shipped nginx configuration: 1). 0 trusts none of these headers.
+    "TRUSTED_PROXIES": 0,
+    # Seconds a client is told to wait (Retry-After) when the database cannot take a request.
+    "DATABASE_RETRY_AFTER_SECONDS": 5,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -77,8 +90,8 @@ SETTINGS_HELP: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "largest accepted request body in bytes (default 64 MiB)",
     "PUBLIC_URL": "base URL used in links handed to clients, e.g. Tower's watchUrl",
     "API_MAX_LIMIT": "largest page size of the read API (default 1000)",
-    "SECRET_KEY": "key for signing cookies; required under gunicorn (the panoptes command "
-    "makes a random one per start)",
+    "SECRET_KEY": "key for signing cookies, at least 32 bytes; unset: generated on first start "
+    "and kept in the database",
     "AUTO_MIGRATE": "apply database migrations at start-up (default true; 0 to leave it to "
     "`panoptes db upgrade`)",
     "TOKEN": "a static access token; with it (or any created token) every client needs one",
@@ -105,6 +118,12 @@ SETTINGS_HELP: dict[str, str] = {
     "each attempt (default 30)",
     "NOTIFY_MAX_ATTEMPTS": "deliveries tried before a notification is given up (default 6)",
     "CONFIG": "path of panoptes.toml (default: panoptes.toml in the working directory, if any)",
+    "AUTH_FAILURE_LIMIT": "failed sign-ins and wrong tokens allowed per client address and "
+    "process (default 20 per minute)",
+    "TRUSTED_PROXIES": "reverse proxies in front whose X-Forwarded-* headers are trusted "
+    "(default 0; 1 behind the shipped nginx)",
+    "DATABASE_RETRY_AFTER_SECONDS": "Retry-After of the 503 answered while the database cannot "
+    "take a request (default 5)",
 }
 
 
@@ -157,10 +176,15 @@ def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         config.update(overrides)
     if "SQLALCHEMY_DATABASE_URI" not in config:
         config["SQLALCHEMY_DATABASE_URI"] = database_uri(str(config["DATABASE_URL"]))
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = None  # an empty PANOPTES_SECRET_KEY= (env files) means unset
     # JSON columns are written and read on every event: orjson, where it agrees with Python.
+    # Pre-ping: a pooled connection the database dropped (a restart) is replaced on checkout
+    # instead of failing the next request.
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         "json_serializer": coerce.dumps,
         "json_deserializer": coerce.loads,
+        "pool_pre_ping": True,
         **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}),
     }
     config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
@@ -197,12 +221,25 @@ def stale_after(config: Mapping[str, Any]) -> Staleness:
     return Staleness(by_engine, default)
 
 
+def weak_secret_key(key: str | bytes) -> str | None:
+    """Why a configured secret key is unsafe (too short, a placeholder), or None."""
+    raw = key.encode() if isinstance(key, str) else key
+    if len(raw) < MIN_SECRET_KEY_BYTES:
+        return f"it is shorter than {MIN_SECRET_KEY_BYTES} bytes"
+    lowered = raw.decode("utf-8", "replace").lower()
+    if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(raw)) < 8:
+        return "it looks like a placeholder"
+    return None
+
+
 def check(config: Mapping[str, Any]) -> None:
     """Refuse settings that would be unsafe to serve with."""
-    if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not (
-        config.get("TESTING") or config.get("DEBUG")
-    ):
-        raise RuntimeError(
-            "PANOPTES_SECRET_KEY is not set: set it to a long random string "
-            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')."
-        )
+    key = config.get("SECRET_KEY")
+    if key is not None:
+        problem = weak_secret_key(key)
+        if problem:
+            raise RuntimeError(
+                f"PANOPTES_SECRET_KEY is refused: {problem}. Set a long random string "
+                "(python -c 'import secrets; print(secrets.token_hex(32))'), or unset it to "
+                "have the hub generate one and keep it in its database."
+            )

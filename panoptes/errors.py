@@ -9,11 +9,41 @@ Nextflow prints ``message`` to the user; the other keys are for scripts.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
+from sqlalchemy import exc as sa
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+# Blueprints that take events from pipelines: a client there must never be told 500 for a
+# database that cannot take a write (Nextflow and Snakemake abort on it); 503 asks it to retry.
+INGESTION_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api", "events"})
+# Failures of the database itself rather than of the statement: unreachable, restarting, a
+# broken connection, a read-only or full disk, an exhausted pool. SQLAlchemy's wrappers, and
+# the drivers' own classes should one ever escape unwrapped. (Ingestion keeps events in the
+# journal before it gets here: store/journal.py.)
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa.OperationalError,
+    sa.InterfaceError,
+    sa.InternalError,
+    sa.TimeoutError,
+    sa.DisconnectionError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg.InternalError,
+)
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.DBAPIError,
+    sa.TimeoutError,
+    sa.DisconnectionError,
+    sqlite3.Error,
+    psycopg.Error,
+)
 
 
 class ApiError(Exception):
@@ -51,6 +81,7 @@ def _default_code(status: int) -> str:
         413: "too_large",
         415: "unsupported_media_type",
         422: "invalid",
+        429: "too_many_requests",
         503: "unavailable",
     }.get(status, "server_error" if status >= 500 else "error")
 
@@ -111,3 +142,31 @@ def register(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         app.logger.exception("unhandled error", exc_info=error)
         return error_response(500, InternalServerError.description)
+
+    def _database_error(error: Exception) -> Response:
+        """503 and Retry-After when the database itself cannot serve, and for any database
+        error while taking events; elsewhere other database errors are bugs (500)."""
+        invalidated = getattr(error, "connection_invalidated", False)
+        if (
+            isinstance(error, _UNAVAILABLE)
+            or invalidated
+            or request.blueprint in INGESTION_BLUEPRINTS
+        ):
+            app.logger.warning("database unavailable: %s", error)
+            response = error_response(
+                503,
+                "The database cannot take this request right now; please retry shortly.",
+                "database_unavailable",
+            )
+            response.headers["Retry-After"] = str(int(app.config["DATABASE_RETRY_AFTER_SECONDS"]))
+            return response
+        return _unexpected(error)
+
+    for kind in _DATABASE_ERRORS:
+        app.register_error_handler(kind, _database_error)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error: RecursionError) -> Response:
+        # Only input nested beyond any parser's depth gets this far.
+        app.logger.warning("input nested too deeply: %s", error)
+        return error_response(400, "The request nests too deeply to be read.")

@@ -18,7 +18,9 @@ across the sleep); a stream ends after ``LIVE_STREAM_SECONDS`` (the browser reco
 and at most ``LIVE_MAX_STREAMS`` streams per process hold a thread: past that, a stream answers
 the current state once and asks the browser to come back in ``LIVE_BUSY_RETRY_MS``, which turns
 surplus pages into slow pollers instead of starving ingestion of threads. A client that does
-not ask for ``text/event-stream`` (EventSource always does) gets the current state once, too.
+not ask for ``text/event-stream`` (EventSource always does) gets the current state once, too,
+and so does every page when the server has no threads (``wsgi.multithread`` false, e.g.
+gunicorn's sync workers), where a held stream would hold a whole worker.
 """
 
 from __future__ import annotations
@@ -196,12 +198,15 @@ def stream() -> Response:
     # EventSource always asks for text/event-stream; other clients (curl, scripts, API
     # fuzzers) get the current state once instead of a connection held for minutes.
     wants_stream = "text/event-stream" in request.headers.get("Accept", "")
+    # A server without threads (gunicorn's sync workers) would give the stream a whole
+    # worker: there every page polls instead (the state once, back in LIVE_BUSY_RETRY_MS).
+    threaded = bool(request.environ.get("wsgi.multithread"))
     body = _stream(
         probe,
         since,
         workflow_id,
         _settings(app),
-        app.extensions[_EXTENSION] if wants_stream else None,
+        app.extensions[_EXTENSION] if wants_stream and threaded else None,
         request.environ.get("gunicorn.socket"),
     )
     return Response(

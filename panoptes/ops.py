@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import metrics
+from . import hubstate, metrics
 from .errors import ApiError
 from .extensions import db
 
@@ -21,13 +21,19 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The database answers; a load balancer sends traffic only while this is 200."""
+    """The database answers and takes a write (one tiny committed row, so a read-only or full
+    database reads as not ready); a load balancer sends traffic only while this is 200."""
     try:
         db.session.execute(text("SELECT 1"))
         db.session.rollback()
     except SQLAlchemyError as error:
         db.session.rollback()
         raise ApiError(503, f"database unreachable: {type(error).__name__}", "not_ready") from None
+    try:
+        hubstate.prove_writable(db.engine)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or type(error).__name__)
+        raise ApiError(503, f"database not writable: {reason}", "not_ready") from None
     return jsonify(status="ready", database="ok")
 
 

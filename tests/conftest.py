@@ -279,6 +279,7 @@ class LiveHub:
         *,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
+        ready_path: str = "/api/service-info",
     ) -> None:
         self.database_url = database_url
         self.log_path = log_path
@@ -287,6 +288,7 @@ class LiveHub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = command
         self.env = env or {}
+        self.ready_path = ready_path  # answers 2xx once the hub serves (/healthz: with tokens)
         self.process: subprocess.Popen[bytes] | None = None
 
     def _command(self) -> list[str]:
@@ -312,7 +314,7 @@ class LiveHub:
                 self.process.wait()
                 raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/api/service-info", timeout=1).ok:
+                if requests.get(f"{self.url}{self.ready_path}", timeout=1).ok:
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 pass  # still starting

@@ -1,12 +1,10 @@
-"""Health, readiness, metrics, retention, and refusing unsafe settings."""
+"""Health, readiness, metrics and retention."""
 
 import json
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from panoptes import create_app
 from panoptes.extensions import db
 from panoptes.models import RawEvent, Workflow, utcnow
 
@@ -97,8 +95,3 @@ def test_prune_deletes_old_finished_and_stale_runs_only(app, client, runner):
 def test_prune_needs_a_positive_age(runner):
     assert runner.invoke(args=["prune"]).exit_code != 0
     assert runner.invoke(args=["prune", "--older-than", "0"]).exit_code != 0
-
-
-def test_refuses_to_serve_with_the_development_secret_key(database_url):
-    with pytest.raises(RuntimeError, match="PANOPTES_SECRET_KEY"):
-        create_app({"SQLALCHEMY_DATABASE_URI": database_url})

@@ -19,7 +19,7 @@ BIN = str(Path(sys.executable).parent)
 def test_compose_has_the_hub_and_postgres_with_volume_healthchecks_and_ordering():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "hub"}
+    assert set(services) == {"db", "hub", "proxy"}
     db, hub = services["db"], services["hub"]
     assert db["image"].startswith("postgres:")
     assert "panoptes-db:/var/lib/postgresql/data" in db["volumes"]
@@ -29,9 +29,21 @@ def test_compose_has_the_hub_and_postgres_with_volume_healthchecks_and_ordering(
     assert hub["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert hub["env_file"] == ".env"
     assert hub["environment"]["PANOPTES_DATABASE_URL"].startswith("postgresql://")
-    assert any(port.endswith(":5000") for port in hub["ports"])
+    assert "ports" not in hub  # reachable through nginx only
     assert "/readyz" in " ".join(hub["healthcheck"]["test"])
     assert hub["restart"] == db["restart"] == "unless-stopped"
+
+
+def test_compose_puts_the_shipped_nginx_configuration_in_front_of_the_hub():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    proxy, hub = compose["services"]["proxy"], compose["services"]["hub"]
+    assert proxy["image"].startswith("nginx:")
+    assert "./docker/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert any(port.endswith(":80") for port in proxy["ports"])
+    assert proxy["depends_on"] == {"hub": {"condition": "service_healthy"}}
+    assert "server hub:5000" in (ROOT / "docker/nginx.conf").read_text()
+    assert str(hub["environment"]["PANOPTES_TRUSTED_PROXIES"]) == "1"
+    assert proxy["restart"] == "unless-stopped"
 
 
 def test_env_example_names_every_variable_compose_reads():
@@ -39,7 +51,8 @@ def test_env_example_names_every_variable_compose_reads():
     example = (ROOT / ".env.example").read_text()
     for name in set(re.findall(r"\$\{([A-Z_]+)", compose_text)):
         assert re.search(rf"^#? ?{name}=", example, re.M), name
-    assert re.search(r"^PANOPTES_SECRET_KEY=", example, re.M)
+    # Optional: unset, the hub generates one and keeps it in its database.
+    assert re.search(r"^# ?PANOPTES_SECRET_KEY=", example, re.M)
 
 
 def test_dockerfile_runs_the_entrypoint_that_migrates_then_execs_gunicorn():

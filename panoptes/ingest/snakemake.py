@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import serializers, store
 from ..config import stale_after
@@ -100,9 +101,13 @@ def create_workflow() -> Response:
     received_at = utcnow()
     workflow_id, name = store.snakemake_create(request.args.to_dict(), body, received_at)
     # Snakemake reads the run back at once: answer with the run as projected.
-    store.catch_up()
-    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
-    if workflow is None:  # the projector is slow: the run as it will be
+    try:
+        store.catch_up()
+        workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    except SQLAlchemyError:  # the database is away: the run went to the journal
+        db.session.rollback()
+        workflow = None
+    if workflow is None:  # not projected yet: the run as it will be
         workflow = Workflow(
             id=workflow_id,
             engine="snakemake",

@@ -40,6 +40,8 @@ def decode_msg(raw: Any) -> dict[str, Any] | None:
         return None
     try:
         value = coerce.loads(raw)
+    except RecursionError:  # nested deeper than a parser goes: not a message
+        return None
     except ValueError:
         try:
             value = ast.literal_eval(raw)

@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +89,7 @@ class Journal:
         name = f"journal-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.jsonl"
         handle = open(self.directory / name, "a+b")  # noqa: SIM115 - kept open for the process
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # a replayer leaves a live process's file
+        weakref.finalize(self, handle.close)
         self._file, self._pid = handle, os.getpid()
         self._bytes = self._entries = 0
         self._oldest = None

@@ -50,9 +50,10 @@ def fast_client(fast_app):
 
 
 def open_stream(client, url: str, **headers: str) -> tuple[object, Iterator[bytes]]:
-    """A stream as EventSource opens it (it always sends this Accept header)."""
+    """A stream as EventSource opens it (it always sends this Accept header), from a threaded
+    server as the hub is served (the test client says single-threaded unless told)."""
     headers = {"Accept": "text/event-stream", **headers}
-    response = client.get(url, headers=headers, buffered=False)
+    response = client.get(url, headers=headers, buffered=False, multithread=True)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "text/event-stream"
     assert response.headers["Cache-Control"].startswith("no-cache")
