@@ -45,12 +45,11 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_MAX_STREAMS": 0,
     # The configuration file (queues, settings); default: panoptes.toml in the working directory.
     "CONFIG": None,
-    # Launcher: how often a worker looks for work and checks cancels, how often it proves it
-    # is alive, how long a silent worker's launches wait before they read as lost, how long a
-    # cancelled head job gets between SIGTERM and SIGKILL, the launch rate per token, and
-    # whether the plain `panoptes` command runs a worker thread.
+    # Launcher: how often a worker looks for work, heartbeats and checks cancels; how long a
+    # silent worker's launches wait before they read as lost; how long a cancelled head job
+    # gets between SIGTERM and SIGKILL; the launch rate per token; and whether the plain
+    # `panoptes` command runs a worker thread.
     "LAUNCH_POLL_SECONDS": 1.0,
-    "LAUNCH_HEARTBEAT_SECONDS": 5.0,
     "LAUNCH_LOST_SECONDS": 60.0,
     "LAUNCH_CANCEL_GRACE_SECONDS": 10.0,
     "LAUNCH_RATE_LIMIT": "30 per minute",
@@ -75,8 +74,8 @@ SETTINGS_HELP: dict[str, str] = {
     "LIVE_STREAM_SECONDS": "how long one live stream lasts before the browser reconnects",
     "LIVE_MAX_STREAMS": "live streams per worker holding a thread (0: half of the threads)",
     "CONFIG": "the TOML configuration file with the launch queues (default ./panoptes.toml)",
-    "LAUNCH_POLL_SECONDS": "how often a launch worker looks for work and cancels (default 1)",
-    "LAUNCH_HEARTBEAT_SECONDS": "how often a launch worker proves it is alive (default 5)",
+    "LAUNCH_POLL_SECONDS": "how often a launch worker looks for work, heartbeats and checks "
+    "cancels (default 1)",
     "LAUNCH_LOST_SECONDS": "silence after which a worker's launches read as lost (default 60)",
     "LAUNCH_CANCEL_GRACE_SECONDS": "seconds between SIGTERM and SIGKILL on cancel (default 10)",
     "LAUNCH_RATE_LIMIT": "launches allowed per token, e.g. '30 per minute' (Flask-Limiter)",

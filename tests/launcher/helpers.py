@@ -40,6 +40,9 @@ def queue_toml(name: str = "local", **keys: Any) -> str:
     for key, value in settings.items():
         if isinstance(value, str):
             lines.append(f'{key} = "{value}"')
+        elif isinstance(value, dict):
+            pairs = ", ".join(f'{k} = "{v}"' for k, v in value.items())
+            lines.append(f"{key} = {{ {pairs} }}")
         elif isinstance(value, bool):
             lines.append(f"{key} = {'true' if value else 'false'}")
         else:
@@ -140,9 +143,33 @@ def start_hub(
     return LaunchHub(hub, token)
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def launch_processes(launch_id: str) -> list[int]:
+    """Pids of the processes of a launch still on this machine (they carry its id)."""
+    from panoptes.launcher.executors import processes_of
+
+    return processes_of(launch_id)
+
+
+class Worker:
+    """``panoptes worker`` as a process of its own."""
+
+    def __init__(self, database_url: str, config: Path, hub_url: str, log: Path) -> None:
+        with log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "panoptes", "--db", database_url,
+                    "--config", str(config), "worker", "--hub", hub_url,
+                ],  # fmt: skip
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **LAUNCH_ENV},
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
