@@ -154,12 +154,11 @@ class Worker:
     """``panoptes worker`` as a process of its own."""
 
     def __init__(self, database_url: str, config: Path, hub_url: str, log: Path) -> None:
+        command = [sys.executable, "-m", "panoptes", "--db", database_url]
+        command += ["--config", str(config), "worker", "--hub", hub_url]
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "panoptes", "--db", database_url,
-                    "--config", str(config), "worker", "--hub", hub_url,
-                ],  # fmt: skip
+                command,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **LAUNCH_ENV},

@@ -3,6 +3,7 @@ processes with real Snakemake and the Nextflow stand-in."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections.abc import Iterator
 from datetime import datetime
@@ -70,7 +71,7 @@ def test_max_active_one_runs_launches_one_after_another(hub: LaunchHub) -> None:
     assert [launch["status"] for launch in done] == ["succeeded"] * 3
     ordered = sorted(done, key=lambda launch: at(launch["started_at"]))
     assert [launch["id"] for launch in ordered] == ids  # first queued, first run
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         assert at(before["finished_at"]) <= at(after["started_at"])
 
 
@@ -119,9 +120,7 @@ def test_two_workers_on_postgresql_share_launches_within_max_active(
         env={"PANOPTES_LAUNCH_WORKER": "0"},
     )
     config = tmp_path / "panoptes.toml"
-    workers = [
-        Worker(postgres_url, config, hub.url, tmp_path / f"worker{n}.log") for n in (1, 2)
-    ]
+    workers = [Worker(postgres_url, config, hub.url, tmp_path / f"worker{n}.log") for n in (1, 2)]
     try:
         ids = [
             hub.launch(engine="nextflow", pipeline="hello", params={"seconds": 0.5})["id"]

@@ -279,9 +279,7 @@ def test_the_config_file_gives_queues_and_settings(
     tmp_path: Path, app_factory: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "panoptes.toml"
-    config.write_text(
-        'stale_hours = 5.0\n[queues.local]\nexecutor = "local"\nmax_active = 2\n'
-    )
+    config.write_text('stale_hours = 5.0\n[queues.local]\nexecutor = "local"\nmax_active = 2\n')
     app = app_factory(CONFIG=str(config))
     assert app.config["STALE_HOURS"] == 5.0
     assert app.config["QUEUES"]["local"]["max_active"] == 2
