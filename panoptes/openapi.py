@@ -15,6 +15,7 @@ from . import serializers, store
 from .api import MAX_OFFSET
 from .config import DEFAULTS
 from .ingest.snakemake import BatchIn, hub_version
+from .launcher import openapi as launcher_openapi
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
 bp = Blueprint("openapi", __name__)
@@ -603,6 +604,8 @@ def document() -> dict[str, Any]:
     api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
     paths.update(api_tower)
     paths.update(_ops_paths())
+    # -- the launcher (launch API and pages) --
+    paths.update(launcher_openapi.paths())
     components = _schemas(
         serializers.WorkflowList,
         serializers.WorkflowEnvelope,
@@ -612,6 +615,7 @@ def document() -> dict[str, Any]:
         BatchIn,
     )
     components["Error"] = ERROR_SCHEMA
+    components.update(launcher_openapi.schemas())
     security_schemes = {
         "bearer": {
             "type": "http",

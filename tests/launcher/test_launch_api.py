@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,15 @@ def test_the_config_file_gives_queues_and_settings(
     config.write_text('[queues.local]\nexecutor = "cloud"\n')
     with pytest.raises(ValueError, match="executor"):
         app_factory(CONFIG=str(config))
+
+
+def test_the_example_configuration_parses_and_shows_every_queue_key() -> None:
+    from panoptes.config import read_file
+    from panoptes.launcher.queues import _KNOWN_KEYS
+
+    example = Path(__file__).resolve().parents[2] / "panoptes.toml.example"
+    settings, tables = read_file(example)
+    assert settings == {} and set(parse(tables)) == {"local", "hpc"}
+    text = example.read_text()
+    for key in _KNOWN_KEYS:
+        assert re.search(rf"^#? ?{key} = ", text, re.M), key
