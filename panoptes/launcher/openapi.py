@@ -15,7 +15,7 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 TAGS = ["launcher"]
 # Every route of the launcher needs the launch right, even on an open hub.
-SECURITY = [{"bearer": []}, {"nextflowBasic": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"nextflowBasic": []}]
 
 LAUNCH_SCHEMA: dict[str, Any] = {
     "type": "object",
