@@ -123,10 +123,14 @@ def main(
     descriptor, lock = tempfile.mkstemp(prefix="panoptes-launch-worker-")
     os.close(descriptor)
     app.config[LOCK_SETTING] = lock
+    master = os.getpid()
     try:
         serve(app, host=host, port=port, workers=workers, threads=threads)
     finally:
-        os.unlink(lock)
+        # gunicorn's workers unwind through here too when they exit: only the master may
+        # remove the file, or a worker started later would lock another one.
+        if os.getpid() == master:
+            os.unlink(lock)
 
 
 @main.command("send-spool")

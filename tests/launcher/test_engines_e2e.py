@@ -115,3 +115,21 @@ def test_failing_nextflow_launch_ends_failed(hub: LaunchHub) -> None:
     assert done["status"] == "failed" and done["exit_code"] == 1
     run = hub.run(launch["workflow_id"])
     assert run["status"] == "Error"
+
+
+def test_launches_report_with_their_own_token_on_a_closed_hub(tmp_path: Path) -> None:
+    static = "static-token-of-a-closed-hub"
+    closed = start_hub(
+        tmp_path,
+        queue_toml(work_dir=str(tmp_path / "work")),
+        env={"PANOPTES_TOKEN": static},
+    )
+    try:
+        closed.http.headers["Authorization"] = f"Bearer {static}"
+        snakemake = closed.launch(engine="snakemake", pipeline=str(SNAKEMAKE_EXAMPLE))
+        nextflow = closed.launch(engine="nextflow", pipeline="hello")
+        for launch in (snakemake, nextflow):
+            assert closed.wait(launch["id"])["status"] == "succeeded"
+            assert closed.run(launch["workflow_id"])["status"] == "Done"
+    finally:
+        closed.hub.stop()
