@@ -43,6 +43,7 @@ from sqlalchemy import select
 
 from .errors import ApiError
 from .extensions import db
+from .launcher.models import ACTIVE, Launch
 from .models import ApiToken
 
 TOKEN_PREFIX = "pnp_"
@@ -57,6 +58,7 @@ LEGACY_SCOPES = frozenset({"read", "ingest", "admin"})
 # A token with one of these makes the hub require tokens for reading and sending events.
 OPENING_SCOPES = frozenset({"read", "ingest", "admin"})
 LAUNCH_BLUEPRINTS = frozenset({"launches", "launch_ui"})
+ANY_TOKEN_ENDPOINTS = frozenset({"auth.signout"})
 INGEST_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api"})
 # The per-launch tokens the launcher hands to the engines it starts.
 LAUNCH_TOKEN_PREFIX = "pnl_"
@@ -163,10 +165,17 @@ def _credential(secret: str | None, tokens: dict[str, Credential]) -> Credential
         if hmac.compare_digest(digest, known):
             return credential
     if secret.startswith(LAUNCH_TOKEN_PREFIX):
-        from .launcher import store as launches
-
-        return launches.token_credential(digest)
+        return _launch_credential(digest)
     return None
+
+
+def _launch_credential(token_hash: str) -> Credential | None:
+    """A running launch's own token: it may send events, nothing else. Looked up on use, so
+    a launch's engine is let in from its first request."""
+    launch_id = db.session.scalar(
+        select(Launch.id).where(Launch.token_hash == token_hash, Launch.status.in_(ACTIVE))
+    )
+    return None if launch_id is None else Credential(f"launch {launch_id}", frozenset({"ingest"}))
 
 
 def _same_origin() -> bool:
@@ -182,8 +191,11 @@ def _wants_html() -> bool:
     return request.endpoint is not None and request.endpoint.startswith(("ui.", "launch_ui."))
 
 
-def needed_scope() -> str:
-    """The right this request needs: launching, sending events, changing runs, or reading."""
+def needed_scope() -> str | None:
+    """The right this request needs: launching, sending events, changing runs, or reading
+    (None: any valid token, e.g. to sign out)."""
+    if request.endpoint in ANY_TOKEN_ENDPOINTS:
+        return None
     if request.blueprint in LAUNCH_BLUEPRINTS:
         return "launch"
     if request.blueprint in INGEST_BLUEPRINTS:
@@ -225,7 +237,7 @@ def _check() -> ResponseReturnValue | None:
             "(Nextflow: TOWER_ACCESS_TOKEN; Snakemake 7/8: WMS_MONITOR_TOKEN; "
             "plugin: --logger-panoptes-token).",
         )
-    if needed not in credential.scopes:
+    if needed is not None and needed not in credential.scopes:
         raise ApiError(403, f"This token does not carry the {needed} right.", "forbidden")
     g.credential = credential
     return None

@@ -182,6 +182,26 @@ def _found(launch_id: str) -> Launch:
     return launch
 
 
+def relaunch_request(original: Launch, resume: bool) -> LaunchIn:
+    """The request that launches ``original`` again; resuming needs its very work dir."""
+    queues = _queues()
+    work_dir = original.work_dir
+    if resume and not work_dir and original.queue in queues:
+        work_dir = str(argv.work_dir(original, queues[original.queue]))
+    return LaunchIn(
+        engine=original.engine,
+        pipeline=original.pipeline,
+        revision=original.revision,
+        profile=original.profile,
+        params=original.params,
+        config=original.config_text,
+        work_dir=work_dir,
+        run_name=None,
+        queue=original.queue,
+        args=list(original.args or []),
+    )
+
+
 def submit(
     data: LaunchIn, requested_by: str, relaunch_of: str | None = None, resume: bool = False
 ) -> Launch:
@@ -267,22 +287,7 @@ def relaunch(launch_id: str) -> tuple[Response, int]:
     --rerun-incomplete, in the same work dir)."""
     original = _found(launch_id)
     options = _parsed(RelaunchIn, request.get_json(silent=True) or {})
-    queues = _queues()
-    work_dir = original.work_dir
-    if options.resume and not work_dir and original.queue in queues:
-        work_dir = str(argv.work_dir(original, queues[original.queue]))
-    data = LaunchIn(
-        engine=original.engine,
-        pipeline=original.pipeline,
-        revision=original.revision,
-        profile=original.profile,
-        params=original.params,
-        config=original.config_text,
-        work_dir=work_dir,
-        run_name=None,
-        queue=original.queue,
-        args=list(original.args or []),
-    )
+    data = relaunch_request(original, options.resume)
     launch = submit(data, _who(), relaunch_of=original.id, resume=options.resume)
     return jsonify(launch=launch_json(launch)), 201
 

@@ -11,6 +11,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..models import Base, BigId, JsonValue
 
+QUEUED, STARTING, RUNNING = "queued", "starting", "running"
+SUCCEEDED, FAILED, CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
+ACTIVE = (STARTING, RUNNING)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST)
+STATUSES = (QUEUED, *ACTIVE, *FINISHED)
+
 
 class Launch(Base):
     """One request to run a pipeline, from queued to its end."""

@@ -20,13 +20,35 @@ from .. import auth
 from ..extensions import db
 from ..models import ApiToken, utcnow
 from ..store import new_workflow_id, write_transaction
-from .models import Launch, LaunchLogChunk
+from .models import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    STATUSES,
+    SUCCEEDED,
+    Launch,
+    LaunchLogChunk,
+)
 
-QUEUED, STARTING, RUNNING = "queued", "starting", "running"
-SUCCEEDED, FAILED, CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
-ACTIVE = (STARTING, RUNNING)
-FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST)
-STATUSES = (QUEUED, *ACTIVE, *FINISHED)
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "ENGINES",
+    "FAILED",
+    "FINISHED",
+    "LOST",
+    "QUEUED",
+    "RUNNING",
+    "STARTING",
+    "STATUSES",
+    "SUCCEEDED",
+]
+
 ENGINES = ("snakemake", "nextflow")
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -90,6 +112,11 @@ def create(request: NewLaunch) -> Launch:
 def get(launch_id: str) -> Launch | None:
     """A launch by its public id."""
     return db.session.scalars(select(Launch).where(Launch.id == launch_id)).first()
+
+
+def by_workflow_id(workflow_id: str) -> Launch | None:
+    """The launch that started a run, if one did."""
+    return db.session.scalars(select(Launch).where(Launch.workflow_id == workflow_id)).first()
 
 
 def listing(
@@ -272,16 +299,6 @@ def read_log(launch: Launch, offset: int = 0) -> tuple[str, int]:
         parts.append(chunk[max(0, offset - start) :])
         end = start + len(chunk)
     return "".join(parts), max(end, offset)
-
-
-def token_credential(token_hash: str) -> auth.Credential | None:
-    """The credential of an active launch's own token: it may send events, nothing else."""
-    launch_id = db.session.scalar(
-        select(Launch.id).where(Launch.token_hash == token_hash, Launch.status.in_(ACTIVE))
-    )
-    if launch_id is None:
-        return None
-    return auth.Credential(f"launch {launch_id}", frozenset({"ingest"}))
 
 
 def set_token_scopes(name: str, scopes: frozenset[str]) -> None:

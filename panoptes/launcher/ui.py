@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import Workflow
 from ..ui import _csrf_ok, _not_found, _refused
 from . import store as launches
-from .api import LAUNCHING_OFF, LaunchIn, submit
+from .api import LAUNCHING_OFF, LaunchIn, relaunch_request, submit
 from .queues import configured, default_queue
 
 bp = Blueprint("launch_ui", __name__)
@@ -156,21 +156,10 @@ def relaunch(launch_id: str) -> ResponseReturnValue:
     original = launches.get(launch_id)
     if original is None:
         return _no_launch()
-    data = LaunchIn(
-        engine=original.engine,
-        pipeline=original.pipeline,
-        revision=original.revision,
-        profile=original.profile,
-        params=original.params,
-        config=original.config_text,
-        work_dir=original.work_dir,
-        queue=original.queue,
-        args=list(original.args or []),
-    )
+    resume = bool(request.form.get("resume"))
+    data = relaunch_request(original, resume)
     try:
-        launch = submit(
-            data, _who(), relaunch_of=original.id, resume=bool(request.form.get("resume"))
-        )
+        launch = submit(data, _who(), relaunch_of=original.id, resume=resume)
     except ApiError as problem:
         flash(problem.message, "error")
         return redirect(url_for("launch_ui.show", launch_id=launch_id), 303)

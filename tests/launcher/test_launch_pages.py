@@ -102,3 +102,14 @@ def test_without_queues_the_pages_say_how_to_turn_launching_on(
     client = signed_in(app_factory(TOKEN_CACHE_SECONDS=0))
     for url in ("/launches", "/launches/new"):
         assert "panoptes.toml" in client.get(url).get_data(as_text=True)
+
+
+def test_a_launch_only_session_can_sign_out_of_a_closed_hub(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(QUEUES=QUEUES, TOKEN="static-token-closing-the-hub", TOKEN_CACHE_SECONDS=0)
+    client = signed_in(app)
+    assert client.get("/launches").status_code == 200
+    assert client.get("/api/workflows").status_code == 403  # no read right
+    assert client.post("/signout", headers=SAME_ORIGIN).status_code == 302
+    assert client.get("/launches").location.startswith("/signin")
