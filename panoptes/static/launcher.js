@@ -107,7 +107,12 @@
       fieldset.hidden = false;
     }
 
+    var looked = null;
+
     function lookup() {
+      var key = engine.value + "\n" + pipeline.value.trim();
+      if (key === looked) return;  // same pipeline: keep what was typed into its fields
+      looked = key;
       if (engine.value !== "nextflow" || !pipeline.value.trim()) { clear(); return; }
       var url = form.getAttribute("data-schema-url") + "?pipeline=" + encodeURIComponent(pipeline.value.trim());
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })

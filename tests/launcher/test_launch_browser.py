@@ -1,8 +1,10 @@
 """The launcher in real headless Chromium (Debian's ``chromium`` driven by Playwright): sign in
-with a launch token, launch from the form, watch the log grow live, cancel."""
+with a launch token, launch from the form, watch the log grow live, cancel; parameter fields
+from a pipeline's nextflow_schema.json."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +76,61 @@ def test_launch_from_the_form_watch_the_log_and_cancel(hub: LaunchHub) -> None:
     assert problems == [] and violations == []
     assert hub.get(launch_id)["status"] == "cancelled"
     assert launch_processes(launch_id) == []
+
+
+NEXTFLOW_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "stand-in pipeline parameters",
+    "type": "object",
+    "$defs": {
+        "input_output_options": {
+            "title": "Input/output options",
+            "type": "object",
+            "properties": {
+                "greeting": {"type": "string", "default": "hello", "description": "what to say"},
+                "times": {"type": "integer", "default": 1},
+                "loud": {"type": "boolean"},
+                "mode": {"type": "string", "enum": ["fast", "careful"], "default": "fast"},
+            },
+        }
+    },
+    "allOf": [{"$ref": "#/$defs/input_output_options"}],
+}
+
+
+def test_the_form_builds_parameter_fields_from_nextflow_schema(
+    hub: LaunchHub, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "pipeline"
+    pipeline.mkdir()
+    (pipeline / "nextflow_schema.json").write_text(json.dumps(NEXTFLOW_SCHEMA))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        page = browser.new_context(viewport=LAPTOP).new_page()
+        page.goto(hub.url + "/launches/new")
+        page.fill("input[name=token]", hub.token)
+        page.locator("form button[type=submit]").first.click()
+        page.select_option("#launch-engine", "nextflow")
+        page.fill("#launch-pipeline", str(pipeline))
+        page.locator("#launch-pipeline").dispatch_event("change")
+        expect(page.locator("#schema-fields")).to_be_visible()
+        expect(page.locator("[data-param=greeting]")).to_have_value("hello")
+        page.fill("[data-param=greeting]", "bonjour")
+        page.fill("[data-param=times]", "3")
+        page.check("[data-param=loud]")
+        page.select_option("[data-param=mode]", "careful")
+        page.fill("#launch-params", '{"extra": true}')
+        page.screenshot(path=str(SCREENSHOTS / "launch-form-schema.png"), full_page=True)
+        page.click("#launch-submit")
+        expect(page.locator("h1")).to_have_text(str(pipeline))
+        launch_id = page.url.rstrip("/").rsplit("/", 1)[1]
+        browser.close()
+    assert hub.get(launch_id)["params"] == {
+        "extra": True,
+        "greeting": "bonjour",
+        "times": 3,
+        "loud": True,
+        "mode": "careful",
+    }
