@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
 from flask_limiter import Limiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -316,7 +316,8 @@ def _sse(kind: str, data: Any, event_id: str | None = None) -> str:
 @bp.get("/api/launches/<launch_id>/log/stream")
 def log_stream(launch_id: str) -> Response:
     """The log as server-sent events: ``log`` events (id: the offset after them) from
-    ``Last-Event-ID`` (or ``offset``) on, then ``end`` with the final status."""
+    ``Last-Event-ID`` (or ``offset``) on, ``run`` once the run has reported, then ``end`` with
+    the final status."""
     launch = _found(launch_id)
     raw = request.headers.get("Last-Event-ID") or request.args.get("offset") or "0"
     try:
@@ -328,12 +329,14 @@ def log_stream(launch_id: str) -> Response:
     wants_stream = "text/event-stream" in request.headers.get("Accept", "")
     slots = app.extensions[live._EXTENSION] if wants_stream else None
     sock = request.environ.get("gunicorn.socket")
-    launch_pk = launch.pk
+    launch_pk, workflow_id = launch.pk, launch.workflow_id
+    run_url = url_for("ui.workflow", workflow_id=workflow_id)
     db.session.remove()  # the stream outlives the request: hold no session while it runs
 
     def body() -> Iterator[str]:
         nonlocal offset
         acquired = slots is not None and slots.acquire(blocking=False)
+        run_seen = False
         try:
             yield f"retry: {settings.retry_ms if acquired else settings.busy_retry_ms}\n\n"
             started = last_write = time.monotonic()
@@ -345,6 +348,10 @@ def log_stream(launch_id: str) -> Response:
                         return
                     status = current.status
                     text, end = launches.read_log(current, offset)
+                    if not run_seen:
+                        run_seen = launches.run_exists(workflow_id)
+                        if run_seen:
+                            yield _sse("run", {"workflow_id": workflow_id, "url": run_url})
                 now = time.monotonic()
                 if text:
                     yield _sse("log", {"text": text, "status": status}, str(end))

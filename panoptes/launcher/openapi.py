@@ -126,7 +126,7 @@ def paths() -> dict[str, Any]:
     text = {"description": "the log as text", "content": {"text/plain": {"schema": _TEXT}}}
     stream = {
         "description": "server-sent events: `log` ({text, status}; id: the offset after it), "
-        "then `end` ({status})",
+        "`run` ({workflow_id, url}) once the run reports, then `end` ({status})",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
     invalid = {"400": _json(_ERROR, "invalid request")}

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text, update
 
 from .. import auth
 from ..extensions import db
-from ..models import ApiToken, utcnow
+from ..models import ApiToken, Workflow, utcnow
 from ..store import new_workflow_id, write_transaction
 from .models import (
     ACTIVE,
@@ -112,6 +112,12 @@ def create(request: NewLaunch) -> Launch:
 def get(launch_id: str) -> Launch | None:
     """A launch by its public id."""
     return db.session.scalars(select(Launch).where(Launch.id == launch_id)).first()
+
+
+def run_exists(workflow_id: str) -> bool:
+    """Whether the launch's run has reported to the hub yet."""
+    found = db.session.scalar(select(Workflow.pk).where(Workflow.id == workflow_id))
+    return found is not None
 
 
 def by_workflow_id(workflow_id: str) -> Launch | None:

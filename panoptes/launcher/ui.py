@@ -10,11 +10,8 @@ from typing import Any
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from ..errors import ApiError
-from ..extensions import db
-from ..models import Workflow
 from ..ui import _csrf_ok, _not_found, _refused
 from . import store as launches
 from .api import LAUNCHING_OFF, LaunchIn, relaunch_request, submit
@@ -122,9 +119,7 @@ def show(launch_id: str) -> ResponseReturnValue:
     launch = launches.get(launch_id)
     if launch is None:
         return _no_launch()
-    run_exists = (
-        db.session.scalar(select(Workflow.pk).where(Workflow.id == launch.workflow_id)) is not None
-    )
+    run_exists = launches.run_exists(launch.workflow_id)
     text, offset = launches.read_log(launch)
     return render_template(
         "launcher/show.html",

@@ -1,8 +1,9 @@
 /* panoptes launcher pages. Hand-written, no dependencies; the pages work without it.
  *
  * - A launch's page follows its log: server-sent events from <pre data-log-stream>, resuming
- *   from the offset the page was rendered with; the status badge follows; when the launch
- *   ends the page reloads once to show its final state and its run.
+ *   from the offset the page was rendered with; the status badge follows, the run's link
+ *   appears once the run reports; when the launch ends the page reloads once to show its
+ *   final state.
  * - The launch form, for a Nextflow pipeline with a nextflow_schema.json, shows one field per
  *   parameter; on submit the fields are merged into the JSON parameters.
  */
@@ -27,6 +28,16 @@
       pre.appendChild(document.createTextNode(data.text));
       if (atBottom) pre.scrollTop = pre.scrollHeight;
       showStatus(data.status);
+    });
+    source.addEventListener("run", function (event) {
+      var data = JSON.parse(event.data);
+      var cell = document.getElementById("launch-run");
+      if (!cell || cell.querySelector("a")) return;
+      var link = document.createElement("a");
+      link.href = data.url;
+      link.textContent = data.workflow_id;
+      cell.textContent = "";
+      cell.appendChild(link);
     });
     source.addEventListener("end", function (event) {
       source.close();

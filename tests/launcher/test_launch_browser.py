@@ -64,6 +64,8 @@ def test_launch_from_the_form_watch_the_log_and_cancel(hub: LaunchHub) -> None:
             timeout=30_000,
         )
         assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        # The run reported: its link appears without a reload.
+        expect(page.locator("#launch-run a")).to_be_visible()
         page.screenshot(path=str(SCREENSHOTS / "launch-running.png"), full_page=True)
         launch_id = page.url.rstrip("/").rsplit("/", 1)[1]
         page.click("#launch-cancel")
