@@ -182,6 +182,28 @@ def _found(launch_id: str) -> Launch:
     return launch
 
 
+def _restricted(queue: str, data: LaunchIn) -> None:
+    """On a queue with an allow-list only the listed pipelines may run, so nothing may bring
+    in other code: no extra engine arguments, no Nextflow configuration (it is Groovy), no
+    profile given as a path, no work dir of the caller's (Nextflow reads the nextflow.config
+    of the directory it starts in)."""
+    refused = []
+    if data.args:
+        refused.append("args")
+    if data.config and data.engine == "nextflow":
+        refused.append("config")
+    if data.profile and "/" in data.profile:
+        refused.append("a profile path")
+    if data.work_dir:
+        refused.append("work_dir")
+    if refused:
+        raise ApiError(
+            403,
+            f"Queue {queue!r} runs only its allowed pipelines: {', '.join(refused)} "
+            "cannot be given there.",
+        )
+
+
 def relaunch_request(original: Launch, resume: bool) -> LaunchIn:
     """The request that launches ``original`` again; resuming needs its very work dir."""
     queues = _queues()
@@ -205,8 +227,11 @@ def relaunch_request(original: Launch, resume: bool) -> LaunchIn:
 def submit(
     data: LaunchIn, requested_by: str, relaunch_of: str | None = None, resume: bool = False
 ) -> Launch:
-    """Queue a checked launch request on its queue."""
+    """Queue a checked launch request on its queue (a relaunch repeats what was accepted
+    once, in the work dir the queue gave it)."""
     queue = _pick_queue(data.queue, data.pipeline)
+    if queue.allow is not None and relaunch_of is None:
+        _restricted(queue.name, data)
     return launches.create(
         launches.NewLaunch(
             engine=data.engine,

