@@ -62,6 +62,14 @@ class LaunchIn(BaseModel):
     queue: str | None = Field(default=None, max_length=64, pattern=_NO_NUL)
     args: list[str] = Field(default_factory=list, max_length=200)
 
+    @field_validator("pipeline", "revision", "profile", "run_name", "queue")
+    @classmethod
+    def _not_an_option(cls, value: str | None) -> str | None:
+        # Each is the value of an engine option: one starting with "-" would read as another.
+        if value is not None and value.startswith("-"):
+            raise ValueError("must not start with '-'")
+        return value
+
     @field_validator("work_dir")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:

@@ -112,6 +112,8 @@ def test_token_create_refuses_unknown_rights(launch_app: Flask) -> None:
         ({"engine": "nextflow", "pipeline": "x", "args": ["a\x00b"]}, 400, "args"),
         ({"engine": "nextflow", "pipeline": "x", "params": [1]}, 400, "params"),
         ({"engine": "nextflow", "pipeline": "x", "queue": "gpu"}, 400, None),
+        ({"engine": "nextflow", "pipeline": "-c=/tmp/evil.config"}, 400, "pipeline"),
+        ({"engine": "nextflow", "pipeline": "x", "run_name": "-resume"}, 400, "run_name"),
     ],
 )
 def test_invalid_launches_are_refused(
