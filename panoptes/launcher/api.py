@@ -151,6 +151,7 @@ def launch_json(launch: Launch) -> dict[str, Any]:
         "finished_at": launches.when(launch.finished_at),
         "cancel_requested_at": launches.when(launch.cancel_requested_at),
         "worker": launch.worker_id,
+        "heartbeat_at": launches.when(launch.heartbeat_at),
         "slurm_job_id": launch.slurm_job_id,
         "log_size": launch.log_size,
     }

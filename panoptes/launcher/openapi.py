@@ -48,6 +48,7 @@ LAUNCH_SCHEMA: dict[str, Any] = {
         "finished_at": _NULLABLE_TIME,
         "cancel_requested_at": _NULLABLE_TIME,
         "worker": _NULLABLE_TEXT,
+        "heartbeat_at": _NULLABLE_TIME,
         "slurm_job_id": _NULLABLE_TEXT,
         "log_size": {"type": "integer", "description": "characters of log kept so far"},
     },

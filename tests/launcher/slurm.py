@@ -89,6 +89,19 @@ def _munge() -> str | None:
     return None
 
 
+class Started:
+    """Whether ``ensure_slurm`` started the SLURM daemons (then ``stop_slurm`` stops them)."""
+
+    daemons = False
+
+
+def stop_slurm() -> None:
+    """Stop the controller and node daemons if ``ensure_slurm`` started them."""
+    if Started.daemons:
+        _run("scontrol", "shutdown")
+        Started.daemons = False
+
+
 def ensure_slurm(timeout: float = 60) -> str | None:
     """None once SLURM answers here, else why it cannot."""
     if _answers():
@@ -114,6 +127,7 @@ def ensure_slurm(timeout: float = 60) -> str | None:
         started = _run(*daemon)
         if started.returncode != 0:
             return f"{daemon[0]} did not start: {started.stderr.strip()}"
+        Started.daemons = True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _answers():

@@ -15,16 +15,19 @@ from tests.launcher.helpers import (
     queue_toml,
     start_hub,
 )
-from tests.launcher.slurm import PARTITION, ensure_slurm
+from tests.launcher.slurm import PARTITION, ensure_slurm, stop_slurm
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def slurm() -> None:
+def slurm() -> Iterator[None]:
     reason = ensure_slurm()
     if reason:
+        stop_slurm()
         pytest.skip(f"no SLURM: {reason}")
+    yield
+    stop_slurm()
 
 
 @pytest.fixture
