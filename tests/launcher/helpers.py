@@ -20,10 +20,11 @@ NEXTFLOW_EXAMPLE = ROOT / "example_workflow" / "nextflow"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 NEXTFLOW_STANDIN = str(Path(__file__).resolve().parent.parent / "bin" / "nextflow")
 # Fast enough for tests: the worker looks for work and cancels every 0.2 s; a worker silent
-# for 3 s has its launches marked lost; a cancelled head job gets 2 s before SIGKILL.
+# for 10 s has its launches marked lost (long enough for a busy machine never to make a live
+# worker's launch lost); a cancelled head job gets 2 s before SIGKILL.
 LAUNCH_ENV = {
     "PANOPTES_LAUNCH_POLL_SECONDS": "0.2",
-    "PANOPTES_LAUNCH_LOST_SECONDS": "3",
+    "PANOPTES_LAUNCH_LOST_SECONDS": "10",
     "PANOPTES_LAUNCH_CANCEL_GRACE_SECONDS": "2",
     "PANOPTES_TOKEN_CACHE_SECONDS": "0.5",
     "PANOPTES_LIVE_POLL_SECONDS": "0.1",
