@@ -25,7 +25,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[LaunchHub]:
-    launch_hub = start_hub(tmp_path, queue_toml(work_dir=str(tmp_path / "work")))
+    """Two gunicorn processes: still one launch worker between them."""
+    launch_hub = start_hub(
+        tmp_path, queue_toml(work_dir=str(tmp_path / "work")), extra_args=["--workers", "2"]
+    )
     yield launch_hub
     launch_hub.hub.stop()
 
@@ -73,6 +76,7 @@ def test_max_active_one_runs_launches_one_after_another(hub: LaunchHub) -> None:
     assert [launch["id"] for launch in ordered] == ids  # first queued, first run
     for before, after in itertools.pairwise(ordered):
         assert at(before["finished_at"]) <= at(after["started_at"])
+    assert len({launch["worker"] for launch in done}) == 1  # the hub runs one worker
 
 
 def test_a_worker_killed_mid_launch_leaves_the_launch_lost(tmp_path: Path) -> None:
