@@ -4,6 +4,7 @@ given to ``create_app`` (tests, the CLI)."""
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,6 +81,15 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     # Seconds a client is told to wait (Retry-After) when the database cannot take a request.
     "DATABASE_RETRY_AFTER_SECONDS": 5,
+    # Launcher: how often a worker looks for work, heartbeats and checks cancels; how long a
+    # silent worker's launches wait before they read as lost; how long a cancelled head job
+    # gets between SIGTERM and SIGKILL; the launch rate per token; and whether the plain
+    # `panoptes` command runs a worker thread.
+    "LAUNCH_POLL_SECONDS": 1.0,
+    "LAUNCH_LOST_SECONDS": 60.0,
+    "LAUNCH_CANCEL_GRACE_SECONDS": 10.0,
+    "LAUNCH_RATE_LIMIT": "30 per minute",
+    "LAUNCH_WORKER": True,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -117,13 +127,20 @@ SETTINGS_HELP: dict[str, str] = {
     "NOTIFY_RETRY_SECONDS": "delay before the first retry of a failed delivery; doubles after "
     "each attempt (default 30)",
     "NOTIFY_MAX_ATTEMPTS": "deliveries tried before a notification is given up (default 6)",
-    "CONFIG": "path of panoptes.toml (default: panoptes.toml in the working directory, if any)",
     "AUTH_FAILURE_LIMIT": "failed sign-ins and wrong tokens allowed per client address and "
     "process (default 20 per minute)",
     "TRUSTED_PROXIES": "reverse proxies in front whose X-Forwarded-* headers are trusted "
     "(default 0; 1 behind the shipped nginx)",
     "DATABASE_RETRY_AFTER_SECONDS": "Retry-After of the 503 answered while the database cannot "
     "take a request (default 5)",
+    "CONFIG": "the TOML configuration file: launch queues, [notify] rules, settings "
+    "(default ./panoptes.toml)",
+    "LAUNCH_POLL_SECONDS": "how often a launch worker looks for work, heartbeats and checks "
+    "cancels (default 1)",
+    "LAUNCH_LOST_SECONDS": "silence after which a worker's launches read as lost (default 60)",
+    "LAUNCH_CANCEL_GRACE_SECONDS": "seconds between SIGTERM and SIGKILL on cancel (default 10)",
+    "LAUNCH_RATE_LIMIT": "launches allowed per token, e.g. '30 per minute' (Flask-Limiter)",
+    "LAUNCH_WORKER": "whether the panoptes command runs a launch worker thread (default true)",
 }
 
 
@@ -164,9 +181,49 @@ _BOOLEANS = {
 }
 
 
+def config_file(overrides: Mapping[str, Any] | None) -> Path | None:
+    """The configuration file in force: ``CONFIG`` given, else ``PANOPTES_CONFIG``, else
+    ``panoptes.toml`` in the working directory if there is one."""
+    named = (overrides or {}).get("CONFIG") or os.environ.get("PANOPTES_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ValueError(f"configuration file {named} does not exist")
+        return path
+    default = Path("panoptes.toml")
+    return default if default.is_file() else None
+
+
+def read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings (top-level keys, named like PANOPTES_* without the prefix, any case) and
+    the ``[queues]`` tables of a configuration file (its ``[notify]`` rules are the
+    notifier's)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    queues = data.pop("queues", {})
+    data.pop("notify", None)  # [notify] rules: read by panoptes/notify/rules.py
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.upper()
+        if name not in DEFAULTS or name == "CONFIG":
+            raise ValueError(f"{path}: unknown setting {key!r}")
+        settings[name] = value
+    if not isinstance(queues, dict):
+        raise ValueError(f"{path}: queues must be a table of [queues.NAME] tables")
+    return settings, queues
+
+
 def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The effective configuration: defaults < environment < overrides."""
+    """The effective configuration: defaults < configuration file < environment < overrides."""
     config = dict(DEFAULTS)
+    path = config_file(overrides)
+    if path is not None:
+        settings, queues = read_file(path)
+        config.update(settings)
+        config["CONFIG"] = str(path)
+        config["QUEUES"] = queues
     for key, default in DEFAULTS.items():
         raw = os.environ.get(f"PANOPTES_{key}")
         if raw is None:

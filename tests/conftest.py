@@ -279,7 +279,7 @@ class LiveHub:
         *,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
-        ready_path: str = "/api/service-info",
+        ready_path: str = "/healthz",
     ) -> None:
         self.database_url = database_url
         self.log_path = log_path

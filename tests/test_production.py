@@ -19,7 +19,7 @@ BIN = str(Path(sys.executable).parent)
 def test_compose_has_the_hub_and_postgres_with_volume_healthchecks_and_ordering():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "hub", "proxy"}
+    assert set(services) == {"db", "hub", "proxy", "worker"}
     db, hub = services["db"], services["hub"]
     assert db["image"].startswith("postgres:")
     assert "panoptes-db:/var/lib/postgresql/data" in db["volumes"]
@@ -44,6 +44,19 @@ def test_compose_puts_the_shipped_nginx_configuration_in_front_of_the_hub():
     assert "server hub:5000" in (ROOT / "docker/nginx.conf").read_text()
     assert str(hub["environment"]["PANOPTES_TRUSTED_PROXIES"]) == "1"
     assert proxy["restart"] == "unless-stopped"
+
+
+def test_compose_has_a_launch_worker_on_the_same_database():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    worker, hub = services["worker"], services["hub"]
+    assert worker["build"] == "." and worker["profiles"] == ["launcher"]
+    assert "panoptes worker" in " ".join(worker["entrypoint"])
+    assert (
+        worker["environment"]["PANOPTES_DATABASE_URL"]
+        == hub["environment"]["PANOPTES_DATABASE_URL"]
+    )
+    assert "hub:5000" in worker["environment"]["PANOPTES_PUBLIC_URL"]
+    assert worker["volumes"][0] == hub["volumes"][0] == "./config:/etc/panoptes:ro"
 
 
 def test_env_example_names_every_variable_compose_reads():

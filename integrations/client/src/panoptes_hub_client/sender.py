@@ -136,6 +136,7 @@ class Sender:
         buffer_limit: int = 10_000,
         notifier: Notifier | None = None,
         pick_up_leftovers: bool = True,
+        assigned_workflow_id: str | None = None,
     ) -> None:
         self.channel = channel
         self.address = address
@@ -170,7 +171,8 @@ class Sender:
 
         # Delivery state, used by the sender thread only.
         self._connected = False
-        self._workflow_id: str | None = None
+        # A run id the hub assigned in advance (its launcher): nothing to register.
+        self._workflow_id: str | None = assigned_workflow_id
         self._failures = 0
         self._outage = False
 
