@@ -191,25 +191,23 @@ class RawEvent(Base):
     body: Mapped[Any] = mapped_column(JsonValue, nullable=True)
     # The log's partition: all events of a run share one, so projectors can split the work.
     shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
-    # PostgreSQL: the appending transaction's id (its server default), which orders the log
-    # the way commits become visible; 0 on SQLite, whose single writer commits in pk order.
-    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     __table_args__ = (
         Index("ix_raw_events_workflow_id", "workflow_id", "pk"),
         UniqueConstraint("workflow_id", "dedupe_key", name="uq_raw_events_dedupe"),
-        Index("ix_raw_events_shard_txid_pk", "shard", "txid", "pk").ddl_if(dialect="postgresql"),
+        # The projector's scan of one shard (PostgreSQL).
+        Index("ix_raw_events_shard_pk", "shard", "pk"),
     )
 
 
 class LogPosition(Base):
-    """How far the projector has applied the log: per shard on PostgreSQL, one row (shard
-    -1) for SQLite's single, pk-ordered log. Written in the same transaction as the effect."""
+    """How far the projector has applied the log (the ``pk`` of the last event applied): per
+    shard on PostgreSQL, one row (shard -1) for SQLite's single log. Written in the same
+    transaction as the effect."""
 
     __tablename__ = "log_positions"
 
     shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    txid: Mapped[int] = mapped_column(BigInteger, default=0)
     event_pk: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

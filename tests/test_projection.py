@@ -65,7 +65,7 @@ def project_from_zero(app, batch_size):
     with app.app_context():
         db.session.execute(delete(Job))
         db.session.execute(delete(Workflow))
-        db.session.execute(update(LogPosition).values(txid=0, event_pk=0))
+        db.session.execute(update(LogPosition).values(event_pk=0))
         db.session.commit()
     while projector.run_pass(app, limit=batch_size).applied:
         pass

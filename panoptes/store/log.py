@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import current_app
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Row, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -90,6 +90,13 @@ def append(connection: Connection, entries: Sequence[Entry]) -> int:
     skipped). The caller commits, then calls ``appended``."""
     if not entries:
         return 0
+    if connection.dialect.name == "postgresql":
+        # Held until this transaction ends: the projector reads a shard's horizon only once
+        # no append of it is in flight (projector.py), so no event is ever passed over.
+        for shard in sorted({shard_of(entry.workflow_id) for entry in entries}):
+            connection.execute(
+                select(func.pg_advisory_xact_lock_shared(projector.APPEND_LOCK_CLASS, shard))
+            )
     if len(entries) == 1:
         stored = connection.execute(_insert(connection), entries[0].row()).first()
         return 0 if stored is None else 1

@@ -10,12 +10,15 @@ Order and exclusion:
 - SQLite has one writer at a time (``database.writer_turn``), so events commit in ``pk``
   order and one position (shard -1) suffices; a batch runs in the writer's turn.
 - PostgreSQL assigns ``pk`` before commit, so a transaction can commit after a
-  later-numbered one. Each event records the id of the transaction that appended it
-  (``txid``); a batch takes only events whose transaction is older than every transaction
-  still in progress (``pg_snapshot_xmin``), in (txid, pk) order, so none is ever skipped.
-  The log is split into ``SHARDS`` partitions by run; a batch holds its shard's advisory
-  lock for its transaction, so projectors of several instances share the shards and never
-  work on the same one at once.
+  later-numbered one. Every append holds its shard's *append lock* shared until it commits
+  (``log.append``); a batch takes that lock exclusively for a moment, which waits for the
+  appends in flight, reads the shard's highest ``pk`` (its *horizon*: every event up to it
+  is committed) and lets appends go on; it then applies events up to the horizon only, in
+  ``pk`` order, so none is ever skipped. (Comparing transaction ids against the oldest one in
+  progress would do too, but that is cluster-wide: a long transaction of another database
+  on the same server would hold the projection back.) The log is split into ``SHARDS``
+  partitions by run; a batch holds its shard's projector lock for its transaction, so
+  projectors of several instances share the shards and never work on the same one at once.
 """
 
 from __future__ import annotations
@@ -35,19 +38,15 @@ from typing import Any, cast
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
     Table,
-    Text,
     bindparam,
     delete,
-    exists,
     func,
     insert,
-    literal,
     select,
-    tuple_,
+    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -67,9 +66,12 @@ log = logging.getLogger(__name__)
 
 ALL_SHARDS = -1  # SQLite's one position
 HUB = "hub"
-# An arbitrary constant naming panoptes' projector locks among PostgreSQL advisory locks
-# (the second key is the shard).
+# Arbitrary constants naming panoptes' advisory locks on PostgreSQL (the second key is the
+# shard): one projector per shard at a time, and appends in flight (see the module's doc).
 _PG_LOCK_CLASS = 0x706E6F70
+APPEND_LOCK_CLASS = 0x706E6F61
+# How long a batch waits for the appends in flight on its shard before it tries again later.
+_HORIZON_WAIT = "250ms"
 _RAW = cast(Table, RawEvent.__table__)
 _WORKFLOWS = cast(Table, Workflow.__table__)
 _JOBS = cast(Table, Job.__table__)
@@ -92,33 +94,30 @@ class BatchOutcome:
 # -- one batch ---------------------------------------------------------------------------------
 
 
-def _position(connection: Connection, shard: int) -> tuple[int, int]:
-    row = connection.execute(
-        select(_POSITIONS.c.txid, _POSITIONS.c.event_pk).where(_POSITIONS.c.shard == shard)
-    ).first()
-    if row is None:  # a shard no migration created (cannot happen unless rows were deleted)
-        connection.execute(insert(_POSITIONS).values(shard=shard, txid=0, event_pk=0))
-        return 0, 0
-    return int(row.txid), int(row.event_pk)
+def _position(connection: Connection, shard: int) -> int:
+    """The ``pk`` of the last event applied of this shard (SQLite: of the log)."""
+    position = connection.scalar(select(_POSITIONS.c.event_pk).where(_POSITIONS.c.shard == shard))
+    if position is None:  # a shard no migration created (cannot happen unless rows were deleted)
+        connection.execute(insert(_POSITIONS).values(shard=shard, event_pk=0))
+        return 0
+    return int(position)
 
 
-def _xmin() -> Any:
-    """The oldest transaction still in progress: every older one has committed or aborted."""
-    return func.pg_snapshot_xmin(func.pg_current_snapshot()).cast(Text).cast(BigInteger)
-
-
-def _pending_query(shard: int, txid: int, event_pk: int, postgresql: bool) -> Any:
-    if not postgresql:
-        return select(_RAW).where(_RAW.c.pk > event_pk).order_by(_RAW.c.pk)
-    return (
-        select(_RAW)
-        .where(
-            _RAW.c.shard == shard,
-            tuple_(_RAW.c.txid, _RAW.c.pk) > tuple_(literal(txid), literal(event_pk)),
-            _RAW.c.txid < _xmin(),
-        )
-        .order_by(_RAW.c.txid, _RAW.c.pk)
-    )
+def _append_horizon(connection: Connection, shard: int) -> int | None:
+    """PostgreSQL: the highest ``pk`` of the shard below which every event is committed, once
+    the appends in flight have committed; None if they take longer than ``_HORIZON_WAIT``."""
+    savepoint = connection.begin_nested()  # a lock timeout must not end the batch
+    try:
+        connection.execute(text(f"SET LOCAL lock_timeout = '{_HORIZON_WAIT}'"))
+        connection.execute(select(func.pg_advisory_lock(APPEND_LOCK_CLASS, shard)))
+    except DBAPIError:
+        savepoint.rollback()
+        return None
+    try:
+        return int(connection.scalar(select(func.max(_RAW.c.pk)).where(_RAW.c.shard == shard)) or 0)
+    finally:
+        connection.execute(select(func.pg_advisory_unlock(APPEND_LOCK_CLASS, shard)))
+        savepoint.commit()
 
 
 def _try_lock_shard(connection: Connection, shard: int) -> bool:
@@ -127,34 +126,22 @@ def _try_lock_shard(connection: Connection, shard: int) -> bool:
 
 def project_batch(connection: Connection, shard: int, limit: int) -> BatchOutcome:
     """Apply up to ``limit`` new events of one shard (SQLite: of the log) in this transaction.
-    On PostgreSQL the caller holds the shard's lock."""
-    postgresql = connection.dialect.name == "postgresql"
-    txid, event_pk = _position(connection, shard)
-    raws = connection.execute(_pending_query(shard, txid, event_pk, postgresql).limit(limit)).all()
-    blocked = False
-    if postgresql and len(raws) < limit:
-        last_txid, last_pk = (raws[-1].txid, raws[-1].pk) if raws else (txid, event_pk)
-        blocked = bool(
-            connection.scalar(
-                select(
-                    exists().where(
-                        _RAW.c.shard == shard,
-                        tuple_(_RAW.c.txid, _RAW.c.pk)
-                        > tuple_(literal(last_txid), literal(last_pk)),
-                    )
-                )
-            )
-        )
+    On PostgreSQL the caller holds the shard's projector lock."""
+    position = _position(connection, shard)
+    query = select(_RAW).where(_RAW.c.pk > position).order_by(_RAW.c.pk).limit(limit)
+    if connection.dialect.name == "postgresql":
+        horizon = _append_horizon(connection, shard)
+        if horizon is None:
+            return BatchOutcome(0, blocked=True)  # appends still in flight: look again soon
+        query = query.where(_RAW.c.shard == shard, _RAW.c.pk <= horizon)
+    raws = connection.execute(query).all()
     if not raws:
-        return BatchOutcome(0, blocked)
+        return BatchOutcome(0)
     apply_events(connection, raws)
-    last = raws[-1]
     connection.execute(
-        update(_POSITIONS)
-        .where(_POSITIONS.c.shard == shard)
-        .values(txid=last.txid if postgresql else 0, event_pk=last.pk)
+        update(_POSITIONS).where(_POSITIONS.c.shard == shard).values(event_pk=raws[-1].pk)
     )
-    return BatchOutcome(len(raws), blocked, full=len(raws) == limit)
+    return BatchOutcome(len(raws), full=len(raws) == limit)
 
 
 # -- folding a batch into its runs -------------------------------------------------------------
@@ -381,9 +368,7 @@ def pending_events(connection: Connection, up_to: int | None = None) -> int:
         query = (
             select(func.count())
             .select_from(_RAW.join(_POSITIONS, _POSITIONS.c.shard == _RAW.c.shard))
-            .where(
-                tuple_(_RAW.c.txid, _RAW.c.pk) > tuple_(_POSITIONS.c.txid, _POSITIONS.c.event_pk)
-            )
+            .where(_RAW.c.pk > _POSITIONS.c.event_pk)
         )
     if up_to is not None:
         query = query.where(_RAW.c.pk <= up_to)
@@ -563,7 +548,7 @@ def reindex(app: Flask | None = None) -> int:
                 connection.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_CLASS, shard)))
         connection.execute(delete(_JOBS))
         connection.execute(delete(_WORKFLOWS))
-        connection.execute(update(_POSITIONS).values(txid=0, event_pk=0))
+        connection.execute(update(_POSITIONS).values(event_pk=0))
         for shard in shards:
             while True:
                 outcome = project_batch(connection, shard, limit)

@@ -1,4 +1,4 @@
-"""the event log: shards, commit order and the projector's positions
+"""the event log: shards and the projector's positions
 
 Revision ID: 0004
 Revises: 0003
@@ -30,28 +30,18 @@ def upgrade() -> None:
         "raw_events",
         sa.Column("shard", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
     )
-    op.add_column(
-        "raw_events",
-        sa.Column("txid", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-    )
     positions = op.create_table(
         "log_positions",
         sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("txid", sa.BigInteger(), nullable=False),
         sa.Column("event_pk", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("shard", name=op.f("pk_log_positions")),
     )
     head = bind.scalar(sa.text("SELECT COALESCE(MAX(pk), 0) FROM raw_events")) or 0
     op.bulk_insert(
         positions,
-        [{"shard": shard, "txid": 0, "event_pk": head} for shard in range(ALL_SHARDS, SHARDS)],
+        [{"shard": shard, "event_pk": head} for shard in range(ALL_SHARDS, SHARDS)],
     )
     if postgresql:
-        # New rows record the id of the transaction that appends them (see the projector).
-        op.execute(
-            "ALTER TABLE raw_events ALTER COLUMN txid "
-            "SET DEFAULT (pg_current_xact_id()::text::bigint)"
-        )
         # A run's earlier events join its shard, so a replay orders them with its later ones.
         ids = [row[0] for row in bind.execute(sa.text("SELECT DISTINCT workflow_id FROM raw_events"))]
         for workflow_id in ids:
@@ -61,14 +51,11 @@ def upgrade() -> None:
                     sa.text("UPDATE raw_events SET shard = :shard WHERE workflow_id = :id"),
                     {"shard": shard, "id": workflow_id},
                 )
-    op.create_index(
-        "ix_raw_events_shard_txid_pk", "raw_events", ["shard", "txid", "pk"], unique=False
-    )
+    op.create_index("ix_raw_events_shard_pk", "raw_events", ["shard", "pk"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_raw_events_shard_txid_pk", table_name="raw_events")
+    op.drop_index("ix_raw_events_shard_pk", table_name="raw_events")
     op.drop_table("log_positions")
     with op.batch_alter_table("raw_events", schema=None) as batch_op:
-        batch_op.drop_column("txid")
         batch_op.drop_column("shard")
