@@ -15,6 +15,7 @@ from typing import Any
 
 from . import rules
 from .schema import (
+    JOB_FIELDS,
     Event,
     Heartbeat,
     JobPolicy,
@@ -71,6 +72,7 @@ _INFO_FIELDS = (
     "config",
     "dag",
 )
+# A run's row and a job's row, as the reducer sees them (the tables' columns but keys).
 RUN_COLUMNS = (
     "id",
     "engine",
@@ -78,23 +80,12 @@ RUN_COLUMNS = (
     "status",
     "name_locked",
     "created_at",
-    "started_at",
     "completed_at",
     "updated_at",
     "progress_done",
     "progress_total",
     *COUNTERS.values(),
-    "user",
-    "host",
-    "command_line",
-    "work_dir",
-    "project",
-    "revision",
-    "engine_version",
-    "session_id",
-    "params",
-    "config",
-    "dag",
+    *_INFO_FIELDS,
     "error_message",
     "error_report",
     "exit_status",
@@ -104,36 +95,7 @@ RUN_COLUMNS = (
     "extra",
     "last_job_key",
 )
-JOB_COLUMNS = (
-    "job_key",
-    "name",
-    "tag",
-    "wildcards",
-    "message",
-    "status",
-    "attempt",
-    "submitted_at",
-    "started_at",
-    "completed_at",
-    "updated_at",
-    "exit_code",
-    "error_message",
-    "command",
-    "inputs",
-    "outputs",
-    "log",
-    "work_dir",
-    "cpus",
-    "memory_bytes",
-    "time_ms",
-    "realtime_ms",
-    "pcpu",
-    "peak_rss",
-    "read_bytes",
-    "write_bytes",
-    "resources",
-    "extra",
-)
+JOB_COLUMNS = ("job_key", "status", "updated_at", *sorted(JOB_FIELDS))
 
 
 @dataclass(slots=True)

@@ -119,3 +119,14 @@ def test_the_jobs_to_load_are_those_the_events_name_and_the_last_announced():
     events = [JobUpdate(at=T0, key="1"), ShellCommand(at=T0, command="x")]
     assert reducer.job_keys_needed(run, events) == {"1", "9"}
     assert reducer.job_keys_needed(run, events[:1]) == {"1"}
+
+
+def test_the_reducer_knows_every_column_of_runs_and_jobs():
+    from panoptes.models import Job, Workflow
+
+    assert set(reducer.RUN_COLUMNS) == {c.key for c in Workflow.__table__.columns} - {"pk"}
+    assert len(reducer.RUN_COLUMNS) == len(set(reducer.RUN_COLUMNS))
+    assert set(reducer.JOB_COLUMNS) == {c.key for c in Job.__table__.columns} - {
+        "pk",
+        "workflow_pk",
+    }
