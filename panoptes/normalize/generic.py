@@ -21,15 +21,6 @@ from .schema import (
     WorkflowStatus,
 )
 
-EVENT_TYPES = (
-    "run_started",
-    "job_queued",
-    "job_started",
-    "job_finished",
-    "job_failed",
-    "job_cached",
-    "run_finished",
-)
 _JOB_STATUS = {
     "job_queued": JobStatus.PENDING,
     "job_started": JobStatus.RUNNING,
