@@ -18,6 +18,7 @@ Point your clients at http://HOST:PORT:
   Snakemake 9   snakemake --logger panoptes --logger-panoptes-address URL
   Snakemake 7/8 snakemake --wms-monitor URL
   Nextflow      TOWER_ACCESS_TOKEN=anything nextflow run ... -with-tower URL
+  Any engine    POST URL/api/events (docs/EVENTS.md); necroflow: panoptes-necroflow
 
 \b
 Routes:
@@ -28,7 +29,9 @@ Routes:
   POST /api/snakemake/events         a batch of Snakemake events (our plugin)
   POST /trace/create, PUT /trace/ID/{begin,progress,heartbeat,complete}
                                      Nextflow Tower protocol (also under /api)
-  GET  /api/workflows                runs of both engines
+  POST /api/events                   a batch of any engine's events
+  GET  /api/log                      events stored but not yet projected
+  GET  /api/workflows                runs of every engine
   GET  /api/workflow/ID[/jobs|/job/JOBID]
   PUT  /api/workflow/ID  POST /api/workflow/ID/cancel  DELETE /api/workflow/ID
   DELETE /api/workflows/all
