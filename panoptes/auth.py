@@ -39,6 +39,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from . import apidoc
 from .errors import ApiError
 from .extensions import db
 from .models import ApiToken
@@ -160,8 +161,29 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
+@apidoc.operation(
+    apidoc.DASHBOARD,
+    public=True,
+    body=apidoc.Body(
+        {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "next": {"type": "string", "description": "the page to go to (a local path)"},
+            },
+        },
+        media=("application/x-www-form-urlencoded",),
+    ),
+    responses={
+        200: apidoc.HTML,
+        302: apidoc.Answer("signed in", None),
+        401: apidoc.Answer("wrong token (HTML form again)", "text/html", {"type": "string"}),
+    },
+)
 def signin() -> Any:
-    """Sign in to the dashboard with a token; the session keeps only the token's hash."""
+    """Dashboard sign-in with a token (sets a session cookie).
+
+    The session keeps only the token's hash."""
     error = None
     if request.method == "POST":
         secret = (request.form.get("token") or "").strip()
@@ -178,6 +200,7 @@ def signin() -> Any:
 
 
 @bp.post("/signout")
+@apidoc.operation(apidoc.DASHBOARD, responses={302: apidoc.Answer("signed out", None)})
 def signout() -> ResponseReturnValue:
     """End the dashboard session."""
     session.clear()

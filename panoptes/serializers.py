@@ -60,7 +60,7 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
 
 
 class WorkflowSummary(BaseModel):
-    """A run in lists: every scalar field. panoptes' keys first."""
+    """A run in lists: every scalar field."""
 
     model_config = ConfigDict(
         extra="forbid", from_attributes=True, json_schema_serialization_defaults_required=True
