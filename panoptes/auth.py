@@ -124,8 +124,13 @@ def _same_origin() -> bool:
     return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
 
 
+# Pages outside the dashboard's blueprint, which a browser without a session is sent to sign in for.
+_PAGES = frozenset({"openapi.docs"})
+
+
 def _wants_html() -> bool:
-    return request.endpoint is not None and request.endpoint.startswith("ui.")
+    endpoint = request.endpoint
+    return endpoint is not None and (endpoint.startswith("ui.") or endpoint in _PAGES)
 
 
 def _check() -> ResponseReturnValue | None:
