@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Request, current_app, request
@@ -85,7 +85,6 @@ class Operation:
     body: Body | None
     responses: Mapping[int, Answer]
     public: bool = False  # reachable without a token
-    path: Mapping[str, str] = field(default_factory=dict)  # path parameter descriptions
 
 
 def _answer(status: int, declared: Answer | Schema | str) -> Answer:
@@ -129,7 +128,6 @@ def operation(
     query: type[BaseModel] | None = None,
     body: Body | Schema | None = None,
     public: bool = False,
-    path: Mapping[str, str] | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Declare a view's operation (see the module's docstring)."""
     if body is not None and not isinstance(body, Body):
@@ -145,7 +143,6 @@ def operation(
             body=body,
             responses={status: _answer(status, a) for status, a in responses.items()},
             public=public,
-            path=dict(path or {}),
         )
         accepts = inspect.signature(view).parameters
         query_model = query if query is not None and "query" in accepts else None

@@ -122,13 +122,11 @@ def _openapi_path(rule: Rule) -> str:
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
 
 
-def _path_parameters(rule: Rule, declared: Operation | None) -> list[dict[str, Any]]:
+def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
     names = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule.rule)
     parameters = []
     for name in names:
         description, schema = PATH_PARAMETERS.get(name, (name, {"type": "string"}))
-        if declared is not None and name in declared.path:
-            description = declared.path[name]
         parameters.append(
             {
                 "name": name,
@@ -145,7 +143,7 @@ def _operation(
     rule: Rule, method: str, declared: Operation | None, components: _Components
 ) -> dict[str, Any]:
     operation_id = f"{rule.endpoint.replace('.', '_')}_{method}"
-    parameters = _path_parameters(rule, declared)
+    parameters = _path_parameters(rule)
     if declared is None:  # a route that declared nothing: a test makes sure there is none
         return {
             "tags": [OTHER_TAG],
