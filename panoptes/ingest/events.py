@@ -106,16 +106,15 @@ def post_events(body: EventBatchIn, received: dict[str, Any]) -> Response:
 
     Idempotent (an `event_id` already stored is skipped), tolerant of order and of unknown
     fields; answered once the events are stored."""
-    batch = body
-    if batch.engine in ("snakemake", "nextflow", "hub"):
+    if body.engine in ("snakemake", "nextflow", "hub"):
         raise ApiError(
             400,
-            f"Engine {batch.engine!r} has its own protocol; report other engines here.",
+            f"Engine {body.engine!r} has its own protocol; report other engines here.",
             "invalid",
         )
-    events = _in_time_order(batch, received["events"])
+    events = _in_time_order(body, received["events"])
     try:
-        result = store.generic_batch(batch.run_id, batch.engine, events)
+        result = store.generic_batch(body.run_id, body.engine, events)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     base = current_app.config.get("PUBLIC_URL") or request.host_url

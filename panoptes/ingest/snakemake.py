@@ -172,13 +172,12 @@ def create_workflow() -> Response:
 )
 def update_workflow_status(body: UpdateEnvelope) -> Response:
     """One Snakemake event: form, JSON, or raw JSON without Content-Type."""
-    envelope = body
-    if normalize.decode_msg(envelope.msg) is None:
+    if normalize.decode_msg(body.msg) is None:
         raise ApiError(
             400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
         )
     try:
-        store.snakemake_update(str(envelope.id), envelope.model_dump())
+        store.snakemake_update(str(body.id), body.model_dump())
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return Response("ok", mimetype="text/plain")
@@ -198,9 +197,8 @@ def snakemake_events(body: BatchIn) -> Response:
     """A batch of Snakemake events (our logger plugin), stored in one transaction.
 
     Re-sent `event_id` values are skipped."""
-    batch = body
     try:
-        result = store.snakemake_batch(batch.workflow_id, batch.events)
+        result = store.snakemake_batch(body.workflow_id, body.events)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return jsonify(
