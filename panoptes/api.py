@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from flask import Blueprint, Request, Response, current_app, jsonify
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from . import queries, serializers, store
-from .config import Staleness, stale_after
+from . import apidoc, queries, serializers, store
+from .apidoc import MANAGE, READ, Body
+from .config import DEFAULTS, Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
 from .ingest.body import json_object
@@ -19,7 +21,6 @@ from .models import Job, Workflow
 from .normalize.schema import JobStatus, WorkflowStatus
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_OFFSET = 2**31 - 1
 
@@ -27,19 +28,36 @@ MAX_OFFSET = 2**31 - 1
 class Page(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(default=100, ge=1)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(
+        default=100,
+        ge=1,
+        description="page size (1 to PANOPTES_API_MAX_LIMIT, default 100)",
+        json_schema_extra={"maximum": DEFAULTS["API_MAX_LIMIT"]},
+    )
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="rows to skip")
+
+    @model_validator(mode="after")
+    def _within_setting(self, info: ValidationInfo) -> Self:
+        settings = info.context.get("settings") if isinstance(info.context, dict) else None
+        most = settings["API_MAX_LIMIT"] if settings else DEFAULTS["API_MAX_LIMIT"]
+        if self.limit > most:
+            raise ApiError(400, f"limit must be at most {most}.")
+        return self
 
 
 class WorkflowQuery(Page):
-    engine: list[Annotated[str, Field(pattern=ENGINE_NAME)]] | None = None
-    status: list[WorkflowStatus] | None = None
-    q: str | None = Field(default=None, max_length=255)
+    engine: list[Annotated[str, Field(pattern=ENGINE_NAME)]] | None = Field(
+        default=None, description="engines, comma-separated"
+    )
+    status: list[WorkflowStatus] | None = Field(
+        default=None, description="statuses as read, comma-separated"
+    )
+    q: str | None = Field(default=None, max_length=255, description="case-insensitive name search")
 
 
 class JobQuery(Page):
-    status: list[JobStatus] | None = None
-    name: str | None = Field(default=None, max_length=255)
+    status: list[JobStatus] | None = Field(default=None, description="statuses, comma-separated")
+    name: str | None = Field(default=None, max_length=255, description="rule or process name")
 
 
 class RenameIn(BaseModel):
@@ -47,26 +65,18 @@ class RenameIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str | None = Field(default=None, max_length=255)
+    # Not blank: the view refuses one with its own message.
+    name: str | None = Field(
+        default=None,
+        max_length=255,
+        description="the new name",
+        json_schema_extra={"pattern": "\\S"},
+    )
 
 
-def _query_args() -> dict[str, Any]:
-    """Query arguments; comma-separated or repeated values for the list filters."""
-    args: dict[str, Any] = {}
-    for key in request.args:
-        values = [v for raw in request.args.getlist(key) for v in raw.split(",") if v.strip()]
-        args[key] = values if key in ("engine", "status") else request.args.get(key)
-    return args
-
-
-def _parse(model: type[ModelT], data: Any) -> ModelT:
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as error:
-        raise ApiError.from_validation(error) from None
-    if isinstance(parsed, Page) and parsed.limit > current_app.config["API_MAX_LIMIT"]:
-        raise ApiError(400, f"limit must be at most {current_app.config['API_MAX_LIMIT']}.")
-    return parsed
+class DeletedAll(TypedDict):
+    msg: str
+    deleted: int
 
 
 def _stale() -> Staleness:
@@ -85,49 +95,67 @@ def _count(query: Select[Any]) -> int:
 
 
 @bp.get("/workflows")
-def list_workflows() -> Response:
-    """Runs of both engines, newest first, filtered and paginated."""
-    params = _parse(WorkflowQuery, _query_args())
-    query = select(Workflow)
-    if params.engine:
-        query = query.where(Workflow.engine.in_(params.engine))
-    if params.status:
-        query = query.where(queries.status_filter(params.status, _stale()))
-    if params.q:
-        query = query.where(
-            func.lower(Workflow.name).like(queries.like_pattern(params.q), escape="\\")
+@apidoc.operation(
+    READ,
+    query=WorkflowQuery,
+    responses={200: serializers.WorkflowList, 400: "bad query parameter"},
+)
+def list_workflows(query: WorkflowQuery) -> Response:
+    """Runs of every engine, newest first, filtered and paginated."""
+    statement = select(Workflow)
+    if query.engine:
+        statement = statement.where(Workflow.engine.in_(query.engine))
+    if query.status:
+        statement = statement.where(queries.status_filter(query.status, _stale()))
+    if query.q:
+        statement = statement.where(
+            func.lower(Workflow.name).like(queries.like_pattern(query.q), escape="\\")
         )
-    total = _count(query)
+    total = _count(statement)
     rows = db.session.scalars(
-        query.options(*(defer(column) for column in queries.HEAVY_WORKFLOW_COLUMNS))
+        statement.options(*(defer(column) for column in queries.HEAVY_WORKFLOW_COLUMNS))
         .order_by(Workflow.created_at.desc(), Workflow.pk.desc())
-        .limit(params.limit)
-        .offset(params.offset)
+        .limit(query.limit)
+        .offset(query.offset)
     ).all()
     stale = _stale()
     return jsonify(count=total, workflows=[serializers.workflow_summary(w, stale) for w in rows])
 
 
 @bp.delete("/workflows/all")
+@apidoc.operation(MANAGE, responses={200: DeletedAll, 410: "nothing to delete"})
 def delete_all_workflows() -> Response:
     """Delete every run (Running ones too, as panoptes does)."""
     deleted = store.delete_all()
     if deleted == 0:
         raise ApiError(410, "There are no workflows to delete.")
-    return jsonify(msg="Database clean up is complete", deleted=deleted)
+    return jsonify(DeletedAll(msg="Database clean up is complete", deleted=deleted))
 
 
 @bp.get("/workflow/<workflow_id>")
+@apidoc.operation(READ, responses={200: serializers.WorkflowEnvelope, 404: "unknown id"})
 def get_workflow(workflow_id: str) -> Response:
     """One run with everything known about it."""
     workflow = _workflow_or_404(workflow_id)
     return jsonify(workflow=serializers.workflow_detail(workflow, _stale()))
 
 
+def _optional_object(sent: Request) -> dict[str, Any]:
+    return json_object(sent, required=False)
+
+
 @bp.put("/workflow/<workflow_id>")
-def rename_workflow(workflow_id: str) -> Response:
+@apidoc.operation(
+    MANAGE,
+    body=Body(RenameIn, required=False, decode=_optional_object),
+    responses={
+        200: serializers.WorkflowEnvelope,
+        400: "blank name or malformed body",
+        404: "unknown id",
+    },
+)
+def rename_workflow(workflow_id: str, body: RenameIn) -> Response:
     """Rename a run. ``{}`` (Snakemake 8 right after create) is accepted as a no-op."""
-    body = _parse(RenameIn, json_object(request, required=False))
     workflow = _workflow_or_404(workflow_id)
     if body.name is not None:
         name = body.name.strip()
@@ -138,6 +166,7 @@ def rename_workflow(workflow_id: str) -> Response:
 
 
 @bp.post("/workflow/<workflow_id>/cancel")
+@apidoc.operation(MANAGE, responses={200: serializers.WorkflowEnvelope, 404: "unknown id"})
 def cancel_workflow(workflow_id: str) -> Response:
     """Mark a run Cancelled (the hub cannot stop the pipeline itself)."""
     workflow = store.cancel(workflow_id)
@@ -147,6 +176,14 @@ def cancel_workflow(workflow_id: str) -> Response:
 
 
 @bp.delete("/workflow/<workflow_id>")
+@apidoc.operation(
+    MANAGE,
+    responses={
+        204: apidoc.Answer("deleted", media=None),
+        403: "the run is Running",
+        404: "unknown id",
+    },
+)
 def delete_workflow(workflow_id: str) -> Response:
     """Delete a run that is not Running (cancel a dead run first, or let it go Stale)."""
     outcome = store.delete_workflow(workflow_id)
@@ -158,21 +195,26 @@ def delete_workflow(workflow_id: str) -> Response:
 
 
 @bp.get("/workflow/<workflow_id>/jobs")
-def list_jobs(workflow_id: str) -> Response:
+@apidoc.operation(
+    READ,
+    query=JobQuery,
+    responses={200: serializers.JobList, 400: "bad query parameter", 404: "unknown id"},
+)
+def list_jobs(workflow_id: str, query: JobQuery) -> Response:
     """A run's jobs in arrival order, filtered by status and name (rule/process)."""
     workflow = _workflow_or_404(workflow_id)
-    params = _parse(JobQuery, _query_args())
-    query = select(Job).where(Job.workflow_pk == workflow.pk)
-    if params.status:
-        query = query.where(Job.status.in_([s.value for s in params.status]))
-    if params.name:
-        query = query.where(Job.name == params.name)
-    total = _count(query)
-    rows = db.session.scalars(query.order_by(Job.pk).limit(params.limit).offset(params.offset))
+    statement = select(Job).where(Job.workflow_pk == workflow.pk)
+    if query.status:
+        statement = statement.where(Job.status.in_([s.value for s in query.status]))
+    if query.name:
+        statement = statement.where(Job.name == query.name)
+    total = _count(statement)
+    rows = db.session.scalars(statement.order_by(Job.pk).limit(query.limit).offset(query.offset))
     return jsonify(count=total, jobs=[serializers.job(j, workflow.id) for j in rows])
 
 
 @bp.get("/workflow/<workflow_id>/job/<job_id>")
+@apidoc.operation(READ, responses={200: serializers.JobEnvelope, 404: "unknown id"})
 def get_job(workflow_id: str, job_id: str) -> Response:
     """One job. panoptes answers ``{"jobs": <job>}``; ``job`` is the same object."""
     workflow = _workflow_or_404(workflow_id)

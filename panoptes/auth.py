@@ -43,7 +43,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import abuse, hubstate
+from . import abuse, apidoc, hubstate
 from .errors import ApiError
 from .extensions import db
 from .launcher.models import ACTIVE, Launch
@@ -200,8 +200,15 @@ def _same_origin() -> bool:
     return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
 
 
+# Pages outside the dashboard's blueprint, which a browser without a session is sent to sign in for.
+_PAGES = frozenset({"openapi.docs"})
+
+
 def _wants_html() -> bool:
-    return request.endpoint is not None and request.endpoint.startswith(("ui.", "launch_ui."))
+    endpoint = request.endpoint
+    return endpoint is not None and (
+        endpoint.startswith(("ui.", "launch_ui.")) or endpoint in _PAGES
+    )
 
 
 def needed_scope() -> str | None:
@@ -273,8 +280,31 @@ def authenticated() -> bool:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
+@apidoc.operation(
+    apidoc.DASHBOARD,
+    public=True,
+    body=apidoc.Body(
+        {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "next": {"type": "string", "description": "the page to go to (a local path)"},
+            },
+        },
+        media=("application/x-www-form-urlencoded",),
+    ),
+    responses={
+        200: apidoc.HTML,
+        302: apidoc.Answer("signed in", None),
+        400: "next is not a path on this hub",
+        401: apidoc.Answer("wrong token (HTML form again)", "text/html", {"type": "string"}),
+        429: "too many failed sign-ins from this address",
+    },
+)
 def signin() -> Any:
-    """Sign in to the dashboard with a token; the session keeps only the token's hash."""
+    """Dashboard sign-in with a token (sets a session cookie).
+
+    The session keeps only the token's hash."""
     error = None
     if request.method == "POST":
         target = _safe_next(request.form.get("next"))  # a bad target: 400 before anything
@@ -291,6 +321,7 @@ def signin() -> Any:
 
 
 @bp.post("/signout")
+@apidoc.operation(apidoc.DASHBOARD, responses={302: apidoc.Answer("signed out", None)})
 def signout() -> ResponseReturnValue:
     """End the dashboard session."""
     session.clear()

@@ -167,7 +167,7 @@ def engine_names() -> dict[str, str]:
 
 def summary(workflow: Workflow, stale: Staleness) -> serializers.WorkflowSummary:
     """The API's summary of a run (status as read, job counts), as a typed object."""
-    return serializers.WorkflowSummary(**serializers.summary_fields(workflow, stale))
+    return serializers.WorkflowSummary.of(workflow, stale)
 
 
 def status_counts(run_filter: RunFilter, stale: Staleness) -> dict[str, int]:

@@ -36,9 +36,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, func, select
 
-from . import queries, serializers
+from . import apidoc, queries, serializers
 from .config import Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
@@ -179,11 +180,42 @@ def _stream(
             slots.release()
 
 
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str | None = Field(default=None, description="one run (default: the runs list)")
+    since: str | None = Field(default=None, description="the version the page shows")
+
+
+SSE_EVENT = {
+    "type": "object",
+    "description": "one event; `data` is JSON: {workflow_id, version}",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["change", "deleted"]},
+        "id": {"type": "string", "description": "the version (absent on `deleted`)"},
+        "data": {"type": "string"},
+    },
+}
+
+
 @bp.get("/api/stream")
-def stream() -> Response:
-    """Server-sent events for one run (``workflow_id``) or for the runs list."""
-    workflow_id = request.args.get("workflow_id") or None
-    since = request.headers.get("Last-Event-ID") or request.args.get("since") or ""
+@apidoc.operation(
+    apidoc.DASHBOARD,
+    query=StreamQuery,
+    responses={
+        200: apidoc.Answer("an event stream", "text/event-stream", SSE_EVENT),
+        404: "unknown workflow_id",
+    },
+)
+def stream(query: StreamQuery) -> Response:
+    """Server-sent events: `change` when a run, or the list of runs, changes.
+
+    `change` carries the new version as its id; `deleted` is sent when the run is deleted. Fed
+    from the database; each stream ends after a few minutes and the browser reconnects. A
+    client whose Accept header does not name text/event-stream gets the current state once."""
+    workflow_id = query.workflow_id or None
+    since = request.headers.get("Last-Event-ID") or query.since or ""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stale = stale_after(app.config)
     engine = db.engine

@@ -1,26 +1,32 @@
 """The OpenAPI 3.1 document (``/openapi.json``) and its offline HTML rendering (``/docs``).
 
-Response schemas come from the pydantic models the views serialise with; a test checks that
-every route of the app is described here.
+Nothing here describes a route by hand: the document is built from the app's URL map and the
+operation each view declares (``apidoc.operation``): its query model, body, answers and tag,
+with the view's docstring as its summary. Schemas are the pydantic models (and TypedDicts) that
+parse the requests and write the answers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any, Protocol
 
-from flask import Blueprint, Response, jsonify, render_template
-from pydantic import BaseModel
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from markupsafe import Markup, escape
+from pydantic import BaseModel, TypeAdapter
+from werkzeug.routing import Rule
 
-from . import serializers, store
-from .api import MAX_OFFSET
-from .config import DEFAULTS
-from .ingest.events import EventBatchIn, EventBatchOut
-from .ingest.snakemake import BatchIn, hub_version
+from . import apidoc
+from .apidoc import NO_NUL, Operation
+from .ingest.snakemake import hub_version
 from .launcher import openapi as launcher_openapi
-from .normalize.schema import Engine, JobStatus, WorkflowStatus
+from .store.ids import WORKFLOW_ID_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
+_REFS = "#/components/schemas/{model}"
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message", "status"],
@@ -31,628 +37,194 @@ ERROR_SCHEMA = {
         "details": {"type": "array", "items": {"type": "object"}},
     },
 }
-_OBJECT = {"type": "object", "additionalProperties": True}
-_HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+# Path parameters, by name: the same name means the same thing on every route.
+PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "workflow_id": (
+        "the run's id (as returned at creation)",
+        {"type": "string", "pattern": f"^{WORKFLOW_ID_PATTERN}$"},
+    ),
+    "job_id": ("Snakemake jobid, Nextflow taskId, or the job id sent", {"type": "string"}),
+}
+_METHOD_ORDER = ("get", "post", "put", "patch", "delete")
+OTHER_TAG = "other"
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+class _Components:
+    """The schemas the document refers to, collected as operations name them."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+
+    def add(self, schema: apidoc.Schema, mode: str) -> dict[str, Any]:
+        """A reference to a model's schema (input models in validation mode, answers as
+        serialised), or the schema given as a dict."""
+        if isinstance(schema, dict):
+            return schema
+        name = schema.__name__
+        if name not in self.schemas:
+            self.schemas[name] = self._take_defs(self._schema_of(schema, mode))
+        return {"$ref": _REFS.format(model=name)}
+
+    @staticmethod
+    def _schema_of(schema: type, mode: Any) -> dict[str, Any]:
+        if issubclass(schema, BaseModel):
+            return schema.model_json_schema(ref_template=_REFS, mode=mode)
+        return TypeAdapter(schema).json_schema(ref_template=_REFS, mode=mode)
+
+    def _take_defs(self, schema: dict[str, Any]) -> dict[str, Any]:
+        for name, definition in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, definition)
+        return schema
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        """One parameter per field of a query model; list fields take comma-separated
+        values."""
+        schema = self._take_defs(model.model_json_schema(ref_template=_REFS))
+        required = set(schema.get("required", []))
+        parameters = []
+        for name, prop in schema.get("properties", {}).items():
+            prop = _not_null(prop)
+            description = prop.pop("description", "")
+            parameter: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": description,
+                "schema": _no_nul(prop),
+            }
+            if prop.get("type") == "array":
+                parameter.update(style="form", explode=False)
+            parameters.append(parameter)
+        return parameters
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter's schema without its ``null`` (absent is the null)."""
+    prop = {key: value for key, value in prop.items() if key != "title"}
+    options = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+    if len(options) == 1:
+        prop = {**options[0], **prop}
+    elif options:
+        prop["anyOf"] = options
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    return prop
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def _no_nul(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        return {**schema, "pattern": NO_NUL}
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return {**schema, "items": _no_nul(schema["items"])}
+    return schema
 
 
-def _path_param(
-    name: str, description: str, schema: dict[str, Any] | None = None
+def _openapi_path(rule: Rule) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+
+
+def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
+    names = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule.rule)
+    parameters = []
+    for name in names:
+        description, schema = PATH_PARAMETERS.get(name, (name, {"type": "string"}))
+        parameters.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "description": description,
+                "schema": _no_nul(schema),
+            }
+        )
+    return parameters
+
+
+def _operation(
+    rule: Rule, method: str, declared: Operation | None, components: _Components
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or {"type": "string", "pattern": NO_NUL},
-    }
-
-
-# No text the hub takes may contain NUL (it answers 400 to one in the URL).
-NO_NUL = "^[^\\u0000]*$"
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    if schema.get("type") == "string" and "pattern" not in schema:
-        schema = {**schema, "pattern": NO_NUL}
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-ID_SCHEMA = {"type": "string", "pattern": f"^{store.WORKFLOW_ID_PATTERN}$"}
-WORKFLOW_ID = _path_param("workflow_id", "the run's id (as returned at creation)", ID_SCHEMA)
-PAGE = [
-    _query(
-        "limit",
-        "page size (1 to PANOPTES_API_MAX_LIMIT, default 100)",
-        {"type": "integer", "minimum": 1, "maximum": DEFAULTS["API_MAX_LIMIT"], "default": 100},
-    ),
-    _query(
-        "offset",
-        "rows to skip",
-        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-    ),
-]
-
-
-def _comma_list(name: str, description: str, values: list[str]) -> dict[str, Any]:
-    """A query parameter taking several values separated by commas."""
-    return {
-        **_query(name, description, {"type": "array", "items": {"type": "string", "enum": values}}),
-        "style": "form",
-        "explode": False,
-    }
-
-
-TOWER_BODY = {"required": True, "content": {"application/json": {"schema": _OBJECT}}}
-TOWER_ACK = _json(
-    {
-        "type": "object",
-        "properties": {"status": {"type": "string"}, "workflowId": {"type": "string"}},
-    }
-)
-
-
-def _tower_paths(prefix: str) -> dict[str, Any]:
-    tag = ["nextflow"]
-    return {
-        f"{prefix}/trace/create": {
-            "post": {
-                "tags": tag,
-                "summary": "Nextflow: register a run",
-                "requestBody": TOWER_BODY,
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["workflowId"],
-                            "properties": {
-                                "workflowId": {"type": "string"},
-                                "watchUrl": {"type": "string"},
-                            },
-                        }
-                    ),
-                    "400": _error("body is not a JSON object"),
-                },
-            }
-        },
-        f"{prefix}/trace/{{workflow_id}}/begin": {
-            "put": {
-                "tags": tag,
-                "summary": "Nextflow: run metadata, DAG built",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": TOWER_BODY,
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "string"},
-                                "workflowId": {"type": "string"},
-                                "watchUrl": {"type": "string"},
-                            },
-                        }
-                    ),
-                    "400": _error("bad body or id"),
-                },
-            }
-        },
-        f"{prefix}/trace/{{workflow_id}}/progress": {
-            "put": {
-                "tags": tag,
-                "summary": "Nextflow: changed tasks and counters; unknown ids are created",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": TOWER_BODY,
-                "responses": {"200": TOWER_ACK, "400": _error("bad body or id")},
-            }
-        },
-        f"{prefix}/trace/{{workflow_id}}/heartbeat": {
-            "put": {
-                "tags": tag,
-                "summary": "Nextflow: proof of life",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": TOWER_BODY,
-                "responses": {
-                    "200": _json({"type": "object", "properties": {"message": {"type": "string"}}}),
-                    "400": _error("bad body or id"),
-                },
-            }
-        },
-        f"{prefix}/trace/{{workflow_id}}/complete": {
-            "put": {
-                "tags": tag,
-                "summary": "Nextflow: outcome, stats and metrics",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": TOWER_BODY,
-                "responses": {"200": TOWER_ACK, "400": _error("bad body or id")},
-            }
-        },
-        f"{prefix}/workflow/{{workflow_id}}": {
-            "patch": {
-                "tags": tag,
-                "summary": "Nextflow 26.06+: scheduler run id (ignored)",
-                "parameters": [WORKFLOW_ID],
-                "responses": {"200": _json(_OBJECT)},
-            }
-        },
-    }
-
-
-def _ops_paths() -> dict[str, Any]:
-    ops = ["operations"]
-    public: list[dict[str, Any]] = []  # no token needed, even when tokens are configured
-    return {
-        "/signin": {
-            method: {
-                "tags": ["dashboard"],
-                "summary": "Dashboard sign-in with a token (sets a session cookie)",
-                "security": public,
-                "responses": {
-                    "200": _HTML,
-                    "302": {"description": "signed in"},
-                    "401": {"description": "wrong token (HTML form again)"},
-                },
-            }
-            for method in ("get", "post")
-        },
-        "/signout": {
-            "post": {
-                "tags": ["dashboard"],
-                "summary": "End the dashboard session",
-                "responses": {"302": {"description": "signed out"}},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "security": public,
-                "tags": ops,
-                "summary": "The process answers",
-                "responses": {"200": _json(_OBJECT)},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "security": public,
-                "tags": ops,
-                "summary": "The database answers",
-                "responses": {"200": _json(_OBJECT), "503": _error("the database is unreachable")},
-            }
-        },
-        "/metrics": {
-            "get": {
-                "tags": ops,
-                "summary": "Prometheus metrics",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-    }
-
-
-def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
-    components: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
-    return components
-
-
-def _dashboard_paths() -> dict[str, Any]:
-    """The dashboard's job page, its forms (HTML, CSRF-protected) and the live event stream."""
-    tag = ["dashboard"]
-    job_id = _path_param("job_id", "Snakemake jobid or Nextflow taskId")
-    form = {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["csrf_token"],
-                    "properties": {
-                        "csrf_token": {"type": "string", "description": "the session's token"},
-                        "name": {"type": "string", "description": "rename only"},
-                    },
-                }
-            }
-        },
-    }
-    sse_event = {
-        "type": "object",
-        "description": "one event; `data` is JSON: {workflow_id, version}",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "enum": ["change", "deleted"]},
-            "id": {"type": "string", "description": "the version (absent on `deleted`)"},
-            "data": {"type": "string"},
-        },
-    }
-    redirect = {"description": "done; see Location"}
-    refused = {"description": "missing or wrong CSRF token (HTML page)"}
-    missing = {"description": "unknown run (HTML page)"}
-    return {
-        "/workflow/{workflow_id}/job/{job_id}": {
-            "get": {
-                "tags": tag,
-                "summary": "Dashboard: one job",
-                "parameters": [WORKFLOW_ID, job_id],
-                "responses": {"200": _HTML, "404": missing},
-            }
-        },
-        "/workflow/{workflow_id}/rename": {
-            "post": {
-                "tags": tag,
-                "summary": "Dashboard form: rename a run",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": form,
-                "responses": {"303": redirect, "400": refused, "404": missing},
-            }
-        },
-        "/workflow/{workflow_id}/cancel": {
-            "post": {
-                "tags": tag,
-                "summary": "Dashboard form: mark a run Cancelled",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": form,
-                "responses": {"303": redirect, "400": refused, "404": missing},
-            }
-        },
-        "/workflow/{workflow_id}/delete": {
-            "get": {
-                "tags": tag,
-                "summary": "Dashboard: confirm deleting a run",
-                "parameters": [WORKFLOW_ID],
-                "responses": {"200": _HTML, "404": missing},
-            },
-            "post": {
-                "tags": tag,
-                "summary": "Dashboard form: delete a run that is not Running",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": form,
-                "responses": {"303": redirect, "400": refused, "404": missing},
-            },
-        },
-        "/api/stream": {
-            "get": {
-                "tags": tag,
-                "summary": "Server-sent events: `change` (id: the new version) when a run, or the "
-                "list of runs, changes; `deleted` when the run is deleted. Fed from the "
-                "database; each stream ends after a few minutes and the browser reconnects. "
-                "A client whose Accept header does not name text/event-stream gets the "
-                "current state once.",
-                "parameters": [
-                    _query(
-                        "workflow_id", "one run (default: the list of runs)", {"type": "string"}
-                    ),
-                    _query("since", "the version the page shows", {"type": "string"}),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "an event stream",
-                        "content": {"text/event-stream": {"schema": sse_event}},
-                    },
-                    "404": _error("unknown workflow_id"),
-                },
-            }
-        },
-    }
-
-
-def document() -> dict[str, Any]:
-    """The OpenAPI document of every route the hub serves."""
-    form_or_json = {
-        "schema": {
-            "type": "object",
-            "required": ["msg", "id"],
-            "properties": {
-                "msg": {"type": "string", "description": "the event, JSON-encoded"},
-                "timestamp": {"type": "string"},
-                "id": ID_SCHEMA,
-            },
+    operation_id = f"{rule.endpoint.replace('.', '_')}_{method}"
+    parameters = _path_parameters(rule)
+    if declared is None:  # a route that declared nothing: a test makes sure there is none
+        return {
+            "tags": [OTHER_TAG],
+            "operationId": operation_id,
+            "summary": rule.endpoint,
+            **({"parameters": parameters} if parameters else {}),
+            "responses": {"200": {"description": "OK"}},
         }
+    entry: dict[str, Any] = {
+        "tags": [declared.tag],
+        "operationId": operation_id,
+        "summary": declared.summary,
     }
-    snake = ["snakemake"]
-    read = ["read API"]
-    manage = ["management"]
-    paths: dict[str, Any] = {
-        "/api/service-info": {
-            "get": {
-                "tags": snake,
-                "summary": "Liveness check used by Snakemake 7/8 and the plugin",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["status"],
-                            "properties": {
-                                "status": {"type": "string", "enum": ["running"]},
-                                "server": {"type": "string"},
-                                "version": {"type": "string"},
-                                "features": {"type": "array", "items": {"type": "string"}},
-                                "engines": {"type": "array", "items": {"type": "string"}},
-                            },
-                        }
-                    )
-                },
-            }
-        },
-        "/create_workflow": {
-            m: {
-                "tags": snake,
-                "summary": "Register a Snakemake run (panoptes naming rules)",
-                "parameters": [
-                    _query("workflow_id", "a stable name chosen by the user", {"type": "string"}),
-                    _query("name", "legacy form of workflow_id", {"type": "string"}),
-                ],
-                "responses": {"200": _json(_ref("WorkflowSummary"))},
-            }
-            for m in ("get", "post")
-        },
-        "/update_workflow_status": {
-            "post": {
-                "tags": snake,
-                "summary": "One Snakemake event (form, JSON, or raw JSON without Content-Type)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": form_or_json,
-                        "application/json": form_or_json,
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "ok",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    "400": _error("missing or malformed field"),
-                    "409": _error("the id belongs to a Nextflow run"),
-                },
-            }
-        },
-        "/api/snakemake/events": {
-            "post": {
-                "tags": snake,
-                "summary": "A batch of Snakemake events (our logger plugin)",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("BatchIn")}},
-                },
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "workflow_id": {"type": "string"},
-                                "accepted": {"type": "integer"},
-                                "duplicates": {"type": "integer"},
-                            },
-                        }
-                    ),
-                    "400": _error("malformed batch"),
-                    "409": _error("the id belongs to a Nextflow run"),
-                },
-            }
-        },
-        "/api/log": {
-            "get": {
-                "tags": ["meta"],
-                "summary": "How far runs and jobs lag the stored events",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "appended": {"type": "integer"},
-                                "pending": {"type": "integer"},
-                            },
-                        }
-                    )
-                },
-            }
-        },
-        "/api/events": {
-            "post": {
-                "tags": ["any engine"],
-                "summary": "A batch of one run's events, from any engine (docs/EVENTS.md)",
-                "description": "Idempotent (an event_id already stored is skipped), tolerant of "
-                "order and of unknown fields; answered once the events are stored.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("EventBatchIn")}},
-                },
-                "responses": {
-                    "200": _json(_ref("EventBatchOut")),
-                    "400": _error("malformed batch, or an engine with a protocol of its own"),
-                    "409": _error("the run id belongs to a run of another engine"),
-                },
-            }
-        },
-        "/api/workflows": {
-            "get": {
-                "tags": read,
-                "summary": "Runs of both engines, newest first",
-                "parameters": [
-                    _comma_list("engine", "engines, comma-separated", [e.value for e in Engine]),
-                    _comma_list(
-                        "status", "statuses, comma-separated", [s.value for s in WorkflowStatus]
-                    ),
-                    _query(
-                        "q", "case-insensitive name search", {"type": "string", "maxLength": 255}
-                    ),
-                    *PAGE,
-                ],
-                "responses": {
-                    "200": _json(_ref("WorkflowList")),
-                    "400": _error("bad query parameter"),
-                },
-            }
-        },
-        "/api/workflows/all": {
-            "delete": {
-                "tags": manage,
-                "summary": "Delete every run",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "msg": {"type": "string"},
-                                "deleted": {"type": "integer"},
-                            },
-                        }
-                    ),
-                    "410": _error("nothing to delete"),
-                },
-            }
-        },
-        "/api/workflow/{workflow_id}": {
-            "get": {
-                "tags": read,
-                "summary": "One run",
-                "parameters": [WORKFLOW_ID],
-                "responses": {"200": _json(_ref("WorkflowEnvelope")), "404": _error("unknown id")},
-            },
-            "put": {
-                "tags": manage,
-                "summary": "Rename a run ({} is a no-op, as Snakemake 8 sends it)",
-                "parameters": [WORKFLOW_ID],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {"type": "object", "properties": {"name": {"type": "string"}}}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json(_ref("WorkflowEnvelope")),
-                    "400": _error("blank name or malformed body"),
-                    "404": _error("unknown id"),
-                },
-            },
-            "delete": {
-                "tags": manage,
-                "summary": "Delete a run that is not Running",
-                "parameters": [WORKFLOW_ID],
-                "responses": {
-                    "204": {"description": "deleted"},
-                    "403": _error("the run is Running"),
-                    "404": _error("unknown id"),
-                },
-            },
-            "patch": _tower_paths("")["/workflow/{workflow_id}"]["patch"],
-        },
-        "/api/workflow/{workflow_id}/cancel": {
-            "post": {
-                "tags": manage,
-                "summary": "Mark a run Cancelled",
-                "parameters": [WORKFLOW_ID],
-                "responses": {"200": _json(_ref("WorkflowEnvelope")), "404": _error("unknown id")},
-            }
-        },
-        "/api/workflow/{workflow_id}/jobs": {
-            "get": {
-                "tags": read,
-                "summary": "A run's jobs / tasks",
-                "parameters": [
-                    WORKFLOW_ID,
-                    _comma_list(
-                        "status", "statuses, comma-separated", [s.value for s in JobStatus]
-                    ),
-                    _query("name", "rule or process name", {"type": "string", "maxLength": 255}),
-                    *PAGE,
-                ],
-                "responses": {
-                    "200": _json(_ref("JobList")),
-                    "400": _error("bad query parameter"),
-                    "404": _error("unknown id"),
-                },
-            }
-        },
-        "/api/workflow/{workflow_id}/job/{job_id}": {
-            "get": {
-                "tags": read,
-                "summary": "One job (panoptes' plural key `jobs` is kept)",
-                "parameters": [
-                    WORKFLOW_ID,
-                    _path_param("job_id", "Snakemake jobid or Nextflow taskId"),
-                ],
-                "responses": {"200": _json(_ref("JobEnvelope")), "404": _error("unknown id")},
-            }
-        },
-        "/": {
-            "get": {
-                "tags": ["dashboard"],
-                "summary": "Dashboard: all runs",
-                "responses": {"200": _HTML},
-            }
-        },
-        "/workflow/{workflow_id}": {
-            "get": {
-                "tags": ["dashboard"],
-                "summary": "Dashboard: one run (Tower's watchUrl)",
-                "parameters": [WORKFLOW_ID],
-                "responses": {"200": _HTML, "404": {"description": "unknown run (HTML page)"}},
-            },
-            "patch": _tower_paths("")["/workflow/{workflow_id}"]["patch"],
-        },
-        **_dashboard_paths(),
-        "/openapi.json": {
-            "get": {
-                "tags": ["meta"],
-                "summary": "This document",
-                "responses": {"200": _json(_OBJECT)},
-            }
-        },
-        "/docs": {
-            "get": {
-                "tags": ["meta"],
-                "summary": "This document as a web page",
-                "responses": {"200": {"description": "HTML"}},
-            }
-        },
-    }
-    root_tower = _tower_paths("")
-    root_tower.pop("/workflow/{workflow_id}")  # merged into the dashboard's entry above
-    paths.update(root_tower)
-    api_tower = _tower_paths("/api")
-    api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
-    paths.update(api_tower)
-    paths.update(_ops_paths())
-    # -- the launcher (launch API and pages) --
-    paths.update(launcher_openapi.paths())
-    components = _schemas(
-        serializers.WorkflowList,
-        serializers.WorkflowEnvelope,
-        serializers.JobList,
-        serializers.JobEnvelope,
-        serializers.WorkflowSummary,
-        BatchIn,
-        EventBatchIn,
-        EventBatchOut,
-    )
-    components["Error"] = ERROR_SCHEMA
-    components.update(launcher_openapi.schemas())
+    if declared.description:
+        entry["description"] = declared.description
+    if declared.query is not None:
+        parameters += components.query_parameters(declared.query)
+    if parameters:
+        entry["parameters"] = parameters
+    if declared.body is not None and method != "get":
+        schema = components.add(declared.body.schema, "validation")
+        entry["requestBody"] = {
+            "required": declared.body.required,
+            "content": {media: {"schema": schema} for media in declared.body.media},
+        }
+    responses: dict[str, Any] = {}
+    for status, answer in sorted(declared.responses.items()):
+        described: dict[str, Any] = {"description": answer.description or _phrase(status)}
+        if answer.media is not None:
+            schema = {} if answer.schema is None else components.add(answer.schema, "serialization")
+            described["content"] = {answer.media: {"schema": schema}}
+        responses[str(status)] = described
+    entry["responses"] = responses
+    if declared.public:
+        entry["security"] = []
+    return entry
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return str(status)
+
+
+class _Described(Protocol):
+    def paths(self) -> dict[str, Any]: ...
+
+    def schemas(self) -> dict[str, Any]: ...
+
+
+# Blueprints whose routes a module of their own describes (not yet declared per view with
+# apidoc.operation): the launcher's API and pages.
+DESCRIBED_BY_MODULE: dict[str, _Described] = {
+    "launches": launcher_openapi,
+    "launch_ui": launcher_openapi,
+}
+
+
+def document(app: Flask | None = None) -> dict[str, Any]:
+    """The OpenAPI document of every route the app serves (default: the current app)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():  # in the order the routes were registered
+        if rule.endpoint == "static" or rule.endpoint.split(".")[0] in DESCRIBED_BY_MODULE:
+            continue
+        declared = apidoc.declared(app.view_functions[rule.endpoint])
+        operations = paths.setdefault(_openapi_path(rule), {})
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operations[method.lower()] = _operation(rule, method.lower(), declared, components)
+    for module in dict.fromkeys(DESCRIBED_BY_MODULE.values()):
+        for path, operations in module.paths().items():
+            for method, operation in operations.items():
+                slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+                operation.setdefault("operationId", f"{method}_{slug}")
+            paths[path] = operations
+        components.schemas.update(module.schemas())
+    for path, operations in paths.items():
+        paths[path] = dict(sorted(operations.items(), key=lambda i: _METHOD_ORDER.index(i[0])))
     security_schemes = {
         "bearer": {
             "type": "http",
@@ -670,22 +242,138 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "panoptes",
             "version": hub_version(),
-            "description": "Live monitoring hub for Snakemake and Nextflow runs.",
+            "description": "Live monitoring hub for Snakemake, Nextflow and any other engine "
+            "(the generic event API).",
         },
+        "tags": [{"name": name, "description": text} for name, text in apidoc.TAGS.items()],
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": security_schemes},
+        "components": {"schemas": components.schemas, "securitySchemes": security_schemes},
         # Only enforced once a token exists or PANOPTES_TOKEN is set.
         "security": [{"bearer": []}, {"nextflowBasic": []}, {}],
     }
 
 
+# -- /docs -----------------------------------------------------------------------------------
+
+
+def _schema_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def type_html(schema: Any) -> Markup:
+    """A JSON schema as a short type, with links to named schemas: ``string``,
+    ``array of WorkflowSummary``, ``integer | null``, ``one of: Running, Done``."""
+    if not isinstance(schema, dict) or not schema:
+        return Markup("any")
+    if "$ref" in schema:
+        name = _schema_name(schema["$ref"])
+        return Markup('<a href="#schema-{0}"><code>{0}</code></a>').format(name)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return Markup(" | ").join(type_html(option) for option in schema[key])
+    if "enum" in schema:
+        values = Markup(", ").join(Markup("<code>{}</code>").format(v) for v in schema["enum"])
+        return Markup("one of: ") + values
+    if "const" in schema:
+        return Markup("<code>{}</code>").format(schema["const"])
+    if "type" not in schema:
+        return Markup("any") if "properties" not in schema else Markup("object")
+    kind = schema["type"]
+    if isinstance(kind, list):
+        return Markup(" | ").join(escape(k) for k in kind)
+    if kind == "array":
+        return Markup("array of ") + type_html(schema.get("items"))
+    if kind == "object" and "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        if isinstance(extra, dict) and extra:
+            return Markup("object of ") + type_html(extra)
+    text = escape(kind)
+    if "format" in schema:
+        text += Markup(" <small>({})</small>").format(schema["format"])
+    return Markup(text)
+
+
+def constraints(schema: Any) -> str:
+    """A schema's limits for people: ``pattern``, bounds, lengths, default."""
+    if not isinstance(schema, dict):
+        return ""
+    words = {
+        "pattern": "matches",
+        "minimum": "at least",
+        "maximum": "at most",
+        "minLength": "min. length",
+        "maxLength": "max. length",
+        "minItems": "min. items",
+        "maxItems": "max. items",
+        "default": "default",
+    }
+    found = [
+        f"{label} {schema[key]}"
+        for key, label in words.items()
+        if key in schema
+        and not (key == "pattern" and schema[key] == NO_NUL)
+        and not (key == "default" and schema[key] in ("", None))
+    ]
+    return "; ".join(found)
+
+
+def properties(schema: Any) -> Iterator[dict[str, Any]]:
+    """The rows of an object schema's table: name, type, required, description."""
+    if not isinstance(schema, dict):
+        return
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        yield {
+            "name": name,
+            "type": type_html(prop),
+            "required": name in required,
+            "description": prop.get("description", ""),
+            "constraints": constraints(_not_null(prop)),
+        }
+
+
+def _sections(spec: dict[str, Any], app: Flask) -> list[dict[str, Any]]:
+    """Operations grouped by tag, in the order of the document's tags (the read API first),
+    then as the app registered them."""
+    order: dict[str, int] = {}
+    for rule in app.url_map.iter_rules():
+        for method in _METHOD_ORDER:
+            order.setdefault(f"{rule.endpoint.replace('.', '_')}_{method}", len(order))
+    sections: dict[str, dict[str, Any]] = {
+        tag["name"]: {"name": tag["name"], "description": tag["description"], "operations": []}
+        for tag in spec["tags"]
+    }
+    found = [
+        {"method": method, "path": path, "id": operation["operationId"], **operation}
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+    for operation in sorted(found, key=lambda op: order.get(op["id"], len(order))):
+        tag = operation["tags"][0]
+        section = sections.setdefault(tag, {"name": tag, "description": "", "operations": []})
+        section["operations"].append(operation)
+    return [section for section in sections.values() if section["operations"]]
+
+
 @bp.get("/openapi.json")
+@apidoc.operation(
+    apidoc.META, responses={200: apidoc.Answer("this document", schema={"type": "object"})}
+)
 def openapi_json() -> Response:
-    """The OpenAPI document."""
+    """This document."""
     return jsonify(document())
 
 
 @bp.get("/docs")
+@apidoc.operation(apidoc.META, responses={200: apidoc.HTML})
 def docs() -> str:
-    """The OpenAPI document rendered on the server: no script, nothing from a CDN."""
-    return render_template("docs.html", spec=document())
+    """This document as a web page (rendered on the server: no script, nothing from a CDN)."""
+    spec = document()
+    return render_template(
+        "docs.html",
+        spec=spec,
+        sections=_sections(spec, current_app._get_current_object()),  # type: ignore[attr-defined]
+        type_html=type_html,
+        properties=properties,
+        constraints=constraints,
+    )

@@ -1,120 +1,37 @@
-"""Models to JSON. The pydantic models here are also the response schemas of the OpenAPI
-document, so what the API says it returns and what it returns cannot drift apart."""
+"""Models to JSON. The pydantic models here read the ORM rows themselves (``from_attributes``)
+and are also the response schemas of the OpenAPI document, so what the API says it returns and
+what it returns cannot drift apart.
+
+A column served under another name is a field with a ``validation_alias``; a value derived
+from several columns (job counts, durations) is a computed field; the status as read (a
+Running run silent for too long is Stale) needs the staleness thresholds, passed as the
+validation context.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol, Self
 
 import orjson
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from .config import Staleness
 from .models import Job, Workflow, utcnow
 from .normalize.schema import WorkflowStatus
 
-
-class WorkflowSummary(BaseModel):
-    """A run in lists: every scalar field. panoptes' keys first."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    name: str
-    status: str
-    jobs_done: int
-    jobs_total: int
-    started_at: datetime | None
-    completed_at: datetime | None
-    updated_at: datetime
-    engine: str
-    jobs_failed: int
-    jobs_running: int
-    jobs_pending: int
-    jobs_cached: int
-    jobs_aborted: int
-    created_at: datetime
-    duration_seconds: float | None
-    user: str | None
-    host: str | None
-    command_line: str | None
-    work_dir: str | None
-    project: str | None
-    revision: str | None
-    engine_version: str | None
-    session_id: str | None
-    error_message: str | None
-    exit_status: int | None
-
-
-class WorkflowDetail(WorkflowSummary):
-    """One run with everything known about it."""
-
-    params: Any = None
-    config: Any = None
-    error_report: str | None = None
-    dag: Any = None
-    stats: Any = None
-    metrics: Any = None
-    progress: Any = None
-    extra: dict[str, Any] | None = None
-
-
-class JobOut(BaseModel):
-    """A job (Snakemake) or task (Nextflow); panoptes' keys plus the unified schema."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    jobid: str
-    workflow_id: str
-    name: str | None
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    input: list[str] | None
-    output: list[str] | None
-    log: list[str] | None
-    shell_command: str | None
-    wildcards: Any
-    msg: str | None
-    tag: str | None
-    attempt: int
-    submitted_at: datetime | None
-    updated_at: datetime
-    duration_seconds: float | None
-    exit_code: int | None
-    error_message: str | None
-    work_dir: str | None
-    cpus: int | None
-    memory_bytes: int | None
-    time_ms: int | None
-    realtime_ms: int | None
-    pcpu: float | None
-    peak_rss: int | None
-    read_bytes: int | None
-    write_bytes: int | None
-    resources: Any
-    extra: dict[str, Any] | None
-
-
-class WorkflowEnvelope(BaseModel):
-    workflow: WorkflowDetail
-
-
-class WorkflowList(BaseModel):
-    count: int
-    workflows: list[WorkflowSummary]
-
-
-class JobList(BaseModel):
-    count: int
-    jobs: list[JobOut]
-
-
-class JobEnvelope(BaseModel):
-    job: JobOut
-    jobs: JobOut  # panoptes' key for this route: plural, one object
+# A column read from the row to derive a served value, never served itself.
+Hidden = Annotated[int, SkipJsonSchema()]
 
 
 class HasStatus(Protocol):
@@ -142,101 +59,200 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
-def summary_fields(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
-    rows_done = workflow.n_done + workflow.n_cached
-    rows = (
-        workflow.n_pending
-        + workflow.n_submitted
-        + workflow.n_running
-        + workflow.n_done
-        + workflow.n_error
-        + workflow.n_cached
-        + workflow.n_aborted
+class WorkflowSummary(BaseModel):
+    """A run in lists: every scalar field."""
+
+    model_config = ConfigDict(
+        extra="forbid", from_attributes=True, json_schema_serialization_defaults_required=True
     )
-    return {
-        "id": workflow.id,
-        "name": workflow.name,
-        "status": effective_status(workflow, stale),
-        "jobs_done": max(workflow.progress_done or 0, rows_done),
-        "jobs_total": max(workflow.progress_total or 0, rows),
-        "started_at": workflow.started_at,
-        "completed_at": workflow.completed_at,
-        "updated_at": workflow.updated_at,
-        "engine": workflow.engine,
-        "jobs_failed": workflow.n_error,
-        "jobs_running": workflow.n_running,
-        "jobs_pending": workflow.n_pending + workflow.n_submitted,
-        "jobs_cached": workflow.n_cached,
-        "jobs_aborted": workflow.n_aborted,
-        "created_at": workflow.created_at,
-        "duration_seconds": _duration(workflow.started_at, workflow.completed_at),
-        "user": workflow.user,
-        "host": workflow.host,
-        "command_line": workflow.command_line,
-        "work_dir": workflow.work_dir,
-        "project": workflow.project,
-        "revision": workflow.revision,
-        "engine_version": workflow.engine_version,
-        "session_id": workflow.session_id,
-        "error_message": workflow.error_message,
-        "exit_status": workflow.exit_status,
-    }
+
+    id: str
+    name: str
+    status: str = Field(description="as read: a Running run silent for too long reads Stale")
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    engine: str
+    jobs_failed: int = Field(validation_alias="n_error")
+    jobs_running: int = Field(validation_alias="n_running")
+    jobs_cached: int = Field(validation_alias="n_cached")
+    jobs_aborted: int = Field(validation_alias="n_aborted")
+    created_at: datetime
+    user: str | None
+    host: str | None
+    command_line: str | None
+    work_dir: str | None
+    project: str | None
+    revision: str | None
+    engine_version: str | None
+    session_id: str | None
+    error_message: str | None
+    exit_status: int | None
+
+    # What the engine reported, and the job rows by status, from which the counts are derived.
+    progress_done: SkipJsonSchema[int | None] = Field(exclude=True, repr=False)
+    progress_total: SkipJsonSchema[int | None] = Field(exclude=True, repr=False)
+    n_pending: Hidden = Field(exclude=True, repr=False)
+    n_submitted: Hidden = Field(exclude=True, repr=False)
+    n_done: Hidden = Field(exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _status_as_read(self, info: ValidationInfo) -> Self:
+        stale = info.context.get("stale") if isinstance(info.context, dict) else None
+        if isinstance(stale, Staleness):
+            self.status = effective_status(self, stale)
+        return self
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the engine's reported done, or the Done+Cached jobs if more"
+    )
+    @property
+    def jobs_done(self) -> int:
+        return max(self.progress_done or 0, self.n_done + self.jobs_cached)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the engine's reported total, or the number of jobs if more"
+    )
+    @property
+    def jobs_total(self) -> int:
+        rows = (
+            self.n_pending
+            + self.n_submitted
+            + self.jobs_running
+            + self.n_done
+            + self.jobs_failed
+            + self.jobs_cached
+            + self.jobs_aborted
+        )
+        return max(self.progress_total or 0, rows)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Pending and Submitted jobs"
+    )
+    @property
+    def jobs_pending(self) -> int:
+        return self.n_pending + self.n_submitted
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="from start to completion, while both are known"
+    )
+    @property
+    def duration_seconds(self) -> float | None:
+        return _duration(self.started_at, self.completed_at)
+
+    @classmethod
+    def of(cls, workflow: Workflow, stale: Staleness) -> Self:
+        """The run as read now."""
+        return cls.model_validate(workflow, context={"stale": stale})
+
+
+class WorkflowDetail(WorkflowSummary):
+    """One run with everything known about it."""
+
+    params: Any = None
+    config: Any = None
+    error_report: str | None = None
+    dag: Any = None
+    stats: Any = None
+    metrics: Any = None
+    progress: Any = Field(default=None, validation_alias="progress_detail")
+    extra: dict[str, Any] | None = None
+
+
+class JobOut(BaseModel):
+    """A job (Snakemake) or task (Nextflow); panoptes' keys plus the unified schema."""
+
+    model_config = ConfigDict(
+        extra="forbid", from_attributes=True, json_schema_serialization_defaults_required=True
+    )
+
+    jobid: str = Field(validation_alias="job_key")
+    # Not a column of the job: the run's public id, given as the validation context.
+    workflow_id: str = Field(default="", validate_default=True)
+    name: str | None
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    input: list[str] | None = Field(validation_alias="inputs")
+    output: list[str] | None = Field(validation_alias="outputs")
+    log: list[str] | None
+    shell_command: str | None = Field(validation_alias="command")
+    wildcards: Any
+    msg: str | None = Field(validation_alias="message")
+    tag: str | None
+    attempt: int
+    submitted_at: datetime | None
+    updated_at: datetime
+    exit_code: int | None
+    error_message: str | None
+    work_dir: str | None
+    cpus: int | None
+    memory_bytes: int | None
+    time_ms: int | None
+    realtime_ms: int | None
+    pcpu: float | None
+    peak_rss: int | None
+    read_bytes: int | None
+    write_bytes: int | None
+    resources: Any
+    extra: dict[str, Any] | None
+
+    @field_validator("workflow_id")
+    @classmethod
+    def _run_id(cls, value: str, info: ValidationInfo) -> str:
+        given = info.context.get("workflow_id") if isinstance(info.context, dict) else None
+        return given if isinstance(given, str) else value
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="from start to completion, while both are known"
+    )
+    @property
+    def duration_seconds(self) -> float | None:
+        return _duration(self.started_at, self.completed_at)
+
+    @classmethod
+    def of(cls, job: Job, workflow_id: str) -> Self:
+        """A job of the run ``workflow_id``."""
+        return cls.model_validate(job, context={"workflow_id": workflow_id})
+
+
+class WorkflowEnvelope(BaseModel):
+    workflow: WorkflowDetail
+
+
+class WorkflowList(BaseModel):
+    count: int
+    workflows: list[WorkflowSummary]
+
+
+class JobList(BaseModel):
+    count: int
+    jobs: list[JobOut]
+
+
+class JobEnvelope(BaseModel):
+    job: JobOut
+    jobs: JobOut  # panoptes' key for this route: plural, one object
+
+
+def summary_fields(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
+    """A run's summary as a dict of Python values (datetimes, not text)."""
+    return WorkflowSummary.of(workflow, stale).model_dump()
 
 
 def workflow_summary(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
     """A run as listed by ``GET /api/workflows``."""
-    return WorkflowSummary(**summary_fields(workflow, stale)).model_dump(mode="json")
+    return WorkflowSummary.of(workflow, stale).model_dump(mode="json")
 
 
 def workflow_detail(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
     """A run with its large fields (params, config, DAG, stats, metrics)."""
-    return WorkflowDetail(
-        **summary_fields(workflow, stale),
-        params=workflow.params,
-        config=workflow.config,
-        error_report=workflow.error_report,
-        dag=workflow.dag,
-        stats=workflow.stats,
-        metrics=workflow.metrics,
-        progress=workflow.progress_detail,
-        extra=workflow.extra,
-    ).model_dump(mode="json")
+    return WorkflowDetail.of(workflow, stale).model_dump(mode="json")
 
 
 def job(job: Job, workflow_id: str) -> dict[str, Any]:
     """One job."""
-    return JobOut(
-        jobid=job.job_key,
-        workflow_id=workflow_id,
-        name=job.name,
-        status=job.status,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
-        input=job.inputs,
-        output=job.outputs,
-        log=job.log,
-        shell_command=job.command,
-        wildcards=job.wildcards,
-        msg=job.message,
-        tag=job.tag,
-        attempt=job.attempt,
-        submitted_at=job.submitted_at,
-        updated_at=job.updated_at,
-        duration_seconds=_duration(job.started_at, job.completed_at),
-        exit_code=job.exit_code,
-        error_message=job.error_message,
-        work_dir=job.work_dir,
-        cpus=job.cpus,
-        memory_bytes=job.memory_bytes,
-        time_ms=job.time_ms,
-        realtime_ms=job.realtime_ms,
-        pcpu=job.pcpu,
-        peak_rss=job.peak_rss,
-        read_bytes=job.read_bytes,
-        write_bytes=job.write_bytes,
-        resources=job.resources,
-        extra=job.extra,
-    ).model_dump(mode="json")
+    return JobOut.of(job, workflow_id).model_dump(mode="json")
 
 
 class JsonProvider(DefaultJSONProvider):

@@ -28,7 +28,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from . import charts, dashboard, engines, live, serializers, store
+from . import apidoc, charts, dashboard, engines, live, serializers, store
+from .apidoc import DASHBOARD, HTML, Answer, Body
 from .config import Staleness, stale_after
 from .extensions import db
 from .models import Job, utcnow
@@ -39,6 +40,25 @@ bp = Blueprint("ui", __name__)
 CSRF_FIELD = "csrf_token"
 _CSRF_SESSION_KEY = "csrf"
 NAME_MAX_LENGTH = 255
+
+# What the run pages' forms send; described here, read by the views below.
+FORM = Body(
+    {
+        "type": "object",
+        "required": [CSRF_FIELD],
+        "properties": {
+            CSRF_FIELD: {"type": "string", "description": "the session's token"},
+            "name": {"type": "string", "description": "rename only"},
+        },
+    },
+    media=("application/x-www-form-urlencoded",),
+)
+MISSING = Answer("unknown run (HTML page)", "text/html", {"type": "string"})
+FORM_ANSWERS = {
+    303: Answer("done; see Location", None),
+    400: Answer("missing or wrong CSRF token (HTML page)", "text/html", {"type": "string"}),
+    404: MISSING,
+}
 
 
 # -- template helpers ------------------------------------------------------------------------
@@ -198,8 +218,11 @@ def _not_found(message: str) -> tuple[str, int]:
 
 
 @bp.get("/")
+@apidoc.operation(DASHBOARD, responses={200: HTML})
 def index() -> str:
-    """All runs of both engines: counts by status, search, filters, sorting, pagination."""
+    """Dashboard: all runs of every engine.
+
+    Counts by status, search, filters, sorting, pagination."""
     stale = _stale()
     version = live.version(db.session.connection(), None, stale)  # before the data: see live
     run_filter = _run_filter(request.args)
@@ -214,8 +237,9 @@ def index() -> str:
 
 
 @bp.get("/workflow/<workflow_id>")
+@apidoc.operation(DASHBOARD, responses={200: HTML, 404: MISSING})
 def workflow(workflow_id: str) -> str | tuple[str, int]:
-    """One run (Tower's watchUrl points here)."""
+    """Dashboard: one run (Tower's watchUrl points here)."""
     stale = _stale()
     version = live.version(db.session.connection(), workflow_id, stale)
     run = dashboard.find_run(workflow_id)
@@ -255,8 +279,9 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
 
 
 @bp.get("/workflow/<workflow_id>/job/<job_id>")
+@apidoc.operation(DASHBOARD, responses={200: HTML, 404: MISSING})
 def job(workflow_id: str, job_id: str) -> str | tuple[str, int]:
-    """Everything known about one job."""
+    """Dashboard: everything known about one job."""
     stale = _stale()
     version = live.version(db.session.connection(), workflow_id, stale)
     run = dashboard.find_run(workflow_id)
@@ -283,8 +308,9 @@ def _refused() -> tuple[str, int]:
 
 
 @bp.post("/workflow/<workflow_id>/rename")
+@apidoc.operation(DASHBOARD, body=FORM, responses=FORM_ANSWERS)
 def rename(workflow_id: str) -> ResponseReturnValue:
-    """Rename a run (the form on its page)."""
+    """Dashboard form: rename a run."""
     if not _csrf_ok():
         return _refused()
     name = (request.form.get("name") or "").strip()
@@ -298,8 +324,9 @@ def rename(workflow_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/workflow/<workflow_id>/cancel")
+@apidoc.operation(DASHBOARD, body=FORM, responses=FORM_ANSWERS)
 def cancel(workflow_id: str) -> ResponseReturnValue:
-    """Mark a run Cancelled (the hub cannot stop the pipeline itself)."""
+    """Dashboard form: mark a run Cancelled (the hub cannot stop the pipeline itself)."""
     if not _csrf_ok():
         return _refused()
     if store.cancel(workflow_id) is None:
@@ -309,8 +336,9 @@ def cancel(workflow_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/workflow/<workflow_id>/delete")
+@apidoc.operation(DASHBOARD, responses={200: HTML, 404: MISSING})
 def confirm_delete(workflow_id: str) -> str | tuple[str, int]:
-    """The confirmation step of deleting a run (works without JavaScript)."""
+    """Dashboard: confirm deleting a run (works without JavaScript)."""
     run = dashboard.find_run(workflow_id)
     if run is None:
         return _not_found(f"There is no run with id {workflow_id}.")
@@ -318,8 +346,9 @@ def confirm_delete(workflow_id: str) -> str | tuple[str, int]:
 
 
 @bp.post("/workflow/<workflow_id>/delete")
+@apidoc.operation(DASHBOARD, body=FORM, responses=FORM_ANSWERS)
 def delete(workflow_id: str) -> ResponseReturnValue:
-    """Delete a run that is not Running, with its jobs and raw events."""
+    """Dashboard form: delete a run that is not Running, with its jobs and raw events."""
     if not _csrf_ok():
         return _refused()
     run = dashboard.find_run(workflow_id)

@@ -227,3 +227,41 @@ def test_responses_are_compact_json_with_sorted_keys_and_flask_converts_the_rest
         assert app.json.dumps(odd) == json.dumps(flasks, sort_keys=True)
         assert app.json.dumps({7: "seven"}) == '{"7": "seven"}'
         assert app.json.dumps({"b": [1.5, None], "a": "é"}) == '{"a":"é","b":[1.5,null]}'
+
+
+SUMMARY_KEYS = {
+    "command_line", "completed_at", "created_at", "duration_seconds", "engine", "engine_version",
+    "error_message", "exit_status", "host", "id", "jobs_aborted", "jobs_cached", "jobs_done",
+    "jobs_failed", "jobs_pending", "jobs_running", "jobs_total", "name", "project", "revision",
+    "session_id", "started_at", "status", "updated_at", "user", "work_dir",
+}  # fmt: skip
+DETAIL_KEYS = SUMMARY_KEYS | {
+    "config", "dag", "error_report", "extra", "metrics", "params", "progress", "stats",
+}  # fmt: skip
+JOB_KEYS = {
+    "attempt", "completed_at", "cpus", "duration_seconds", "error_message", "exit_code", "extra",
+    "input", "jobid", "log", "memory_bytes", "msg", "name", "output", "pcpu", "peak_rss",
+    "read_bytes", "realtime_ms", "resources", "shell_command", "started_at", "status",
+    "submitted_at", "tag", "time_ms", "updated_at", "wildcards", "work_dir", "workflow_id",
+    "write_bytes",
+}  # fmt: skip
+
+
+def test_answers_keep_their_keys_and_derived_values(client):
+    """Every key of the runs and jobs as served (panoptes' clients read them), and the values
+    derived from several columns: counts, durations, the job's run id, times with Z."""
+    workflow_id = snakemake_run(client, "keys")
+    send(client, workflow_id, {"level": "progress", "done": 1, "total": 5})
+    send(client, workflow_id, {"level": "job_info", "jobid": 1, "name": "a", "input": ["x"]})
+    send(client, workflow_id, {"level": "job_finished", "jobid": 1})
+    send(client, workflow_id, {"level": "job_info", "jobid": 2, "name": "b"})
+    listed = client.get("/api/workflows").get_json()["workflows"][0]
+    assert set(listed) == SUMMARY_KEYS
+    run = client.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]
+    assert set(run) == DETAIL_KEYS
+    assert (run["jobs_done"], run["jobs_total"], run["jobs_running"]) == (1, 5, 1)
+    assert run["duration_seconds"] is None and run["created_at"].endswith("Z")
+    job = client.get(f"/api/workflow/{workflow_id}/job/1").get_json()["job"]
+    assert set(job) == JOB_KEYS
+    assert (job["jobid"], job["workflow_id"], job["input"]) == ("1", workflow_id, ["x"])
+    assert isinstance(job["duration_seconds"], float) and job["completed_at"].endswith("Z")

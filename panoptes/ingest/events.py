@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .. import store
+from .. import apidoc, store
 from ..errors import ApiError
 from ..normalize import generic
 from ..store.ids import WORKFLOW_ID_PATTERN
-from .body import json_object
 
 bp = Blueprint("events", __name__)
 
@@ -93,22 +92,29 @@ def _in_time_order(batch: EventBatchIn, raw_events: list[Any]) -> list[dict[str,
 
 
 @bp.post("/api/events")
-def post_events() -> Response:
-    """Store a batch of one run's events; ``{"run_id", "accepted", "duplicates", "url"}``."""
-    body = json_object(request)
-    try:
-        batch = EventBatchIn.model_validate(body)
-    except ValidationError as error:
-        raise ApiError.from_validation(error) from None
-    if batch.engine in ("snakemake", "nextflow", "hub"):
+@apidoc.operation(
+    apidoc.ANY_ENGINE,
+    body=EventBatchIn,
+    responses={
+        200: EventBatchOut,
+        400: "malformed batch, or an engine with a protocol of its own",
+        409: "the run id belongs to a run of another engine",
+    },
+)
+def post_events(body: EventBatchIn, received: dict[str, Any]) -> Response:
+    """A batch of one run's events, from any engine (docs/EVENTS.md).
+
+    Idempotent (an `event_id` already stored is skipped), tolerant of order and of unknown
+    fields; answered once the events are stored."""
+    if body.engine in ("snakemake", "nextflow", "hub"):
         raise ApiError(
             400,
-            f"Engine {batch.engine!r} has its own protocol; report other engines here.",
+            f"Engine {body.engine!r} has its own protocol; report other engines here.",
             "invalid",
         )
-    events = _in_time_order(batch, body["events"])
+    events = _in_time_order(body, received["events"])
     try:
-        result = store.generic_batch(batch.run_id, batch.engine, events)
+        result = store.generic_batch(body.run_id, body.engine, events)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     base = current_app.config.get("PUBLIC_URL") or request.host_url

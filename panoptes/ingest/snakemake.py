@@ -12,18 +12,20 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from .. import serializers, store
+from .. import apidoc, serializers, store
+from ..apidoc import SNAKEMAKE, Answer, Body
 from ..config import stale_after
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Workflow, utcnow
 from ..normalize import reducer
 from ..normalize import snakemake as normalize
-from .body import json_object, json_or_form
+from .body import json_or_form
 
 bp = Blueprint("snakemake", __name__)
 
@@ -47,9 +49,17 @@ class UpdateEnvelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    msg: str | dict[str, Any]
-    id: str | int = Field(union_mode="left_to_right")
-    timestamp: str | float | None = None
+    msg: str | dict[str, Any] = Field(
+        description="the event: a JSON object, or one encoded as text (forms)"
+    )
+    id: str | int = Field(
+        union_mode="left_to_right",
+        description="the run's id, as /create_workflow returned it",
+        json_schema_extra={"pattern": f"^{store.WORKFLOW_ID_PATTERN}$"},
+    )
+    timestamp: str | float | None = Field(
+        default=None, description="the client's local time (kept, not trusted)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -78,22 +88,52 @@ class BatchIn(BaseModel):
         return value
 
 
+class CreateQuery(BaseModel):
+    """``/create_workflow``'s query string. Recorded as received (the naming rules read it
+    when the log is projected), so this model only describes it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str | None = Field(default=None, description="a stable name chosen by the user")
+    name: str | None = Field(default=None, description="legacy form of workflow_id")
+
+
+class ServiceInfo(TypedDict):
+    status: str
+    server: str
+    version: str
+    features: list[str]
+    engines: list[str]
+
+
+class BatchOut(TypedDict):
+    workflow_id: str
+    accepted: int
+    duplicates: int
+
+
 @bp.get("/api/service-info")
+@apidoc.operation(SNAKEMAKE, responses={200: ServiceInfo})
 def service_info() -> Response:
-    """What Snakemake 7/8 check before a run, plus what our plugin looks for."""
+    """Liveness check of Snakemake 7/8 before a run, plus what our plugin looks for."""
     return jsonify(
-        status="running",
-        server="panoptes-hub",
-        version=hub_version(),
-        features=FEATURES,
-        engines=["snakemake", "nextflow", "any (POST /api/events)"],
+        ServiceInfo(
+            status="running",
+            server="panoptes-hub",
+            version=hub_version(),
+            features=FEATURES,
+            engines=["snakemake", "nextflow", "any (POST /api/events)"],
+        )
     )
 
 
 @bp.route("/create_workflow", methods=["GET", "POST"])
+@apidoc.operation(SNAKEMAKE, query=CreateQuery, responses={200: serializers.WorkflowSummary})
 def create_workflow() -> Response:
-    """Register a run. Snakemake 7/8 put a form or raw JSON body on this GET; it carries the
-    command line, work dir and Snakefile."""
+    """Register a Snakemake run (panoptes naming rules).
+
+    Snakemake 7/8 put a form or raw JSON body on this GET; it carries the command line, work
+    dir and Snakefile."""
     try:
         body = json_or_form(request)
     except ApiError:
@@ -122,36 +162,52 @@ def create_workflow() -> Response:
 
 
 @bp.post("/update_workflow_status")
-def update_workflow_status() -> Response:
-    """One event: form, JSON, or raw JSON without Content-Type."""
-    fields = json_or_form(request)
-    try:
-        envelope = UpdateEnvelope.model_validate(fields)
-    except ValidationError as error:
-        raise ApiError.from_validation(error) from None
-    if normalize.decode_msg(envelope.msg) is None:
+@apidoc.operation(
+    SNAKEMAKE,
+    body=Body(
+        UpdateEnvelope,
+        media=("application/x-www-form-urlencoded", "application/json"),
+        decode=json_or_form,
+    ),
+    responses={
+        200: Answer("ok", "text/plain", {"type": "string"}),
+        400: "missing or malformed field",
+        409: "the id belongs to a run of another engine",
+    },
+)
+def update_workflow_status(body: UpdateEnvelope) -> Response:
+    """One Snakemake event: form, JSON, or raw JSON without Content-Type."""
+    if normalize.decode_msg(body.msg) is None:
         raise ApiError(
             400, "Field msg is not a JSON object (nor a Python literal of one).", "invalid"
         )
     try:
-        store.snakemake_update(str(envelope.id), envelope.model_dump())
+        store.snakemake_update(str(body.id), body.model_dump())
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return Response("ok", mimetype="text/plain")
 
 
 @bp.post("/api/snakemake/events")
-def snakemake_events() -> Response:
-    """Many events in one request and one transaction; re-sent ``event_id`` values are skipped."""
-    body = json_object(request)
+@apidoc.operation(
+    SNAKEMAKE,
+    body=BatchIn,
+    responses={
+        200: BatchOut,
+        400: "malformed batch",
+        409: "the id belongs to a run of another engine",
+    },
+)
+def snakemake_events(body: BatchIn) -> Response:
+    """A batch of Snakemake events (our logger plugin), stored in one transaction.
+
+    Re-sent `event_id` values are skipped."""
     try:
-        batch = BatchIn.model_validate(body)
-    except ValidationError as error:
-        raise ApiError.from_validation(error) from None
-    try:
-        result = store.snakemake_batch(batch.workflow_id, batch.events)
+        result = store.snakemake_batch(body.workflow_id, body.events)
     except store.EngineMismatch as error:
         raise ApiError(409, str(error)) from None
     return jsonify(
-        workflow_id=result.workflow_id, accepted=result.accepted, duplicates=result.duplicates
+        BatchOut(
+            workflow_id=result.workflow_id, accepted=result.accepted, duplicates=result.duplicates
+        )
     )
