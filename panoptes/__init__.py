@@ -31,11 +31,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .extensions import db, migrate
     from .notify import init_app as init_notifications
     from .store import projector
+    from .launcher import api as launcher_api
+    from .launcher import queues
+    from .launcher import ui as launcher_ui
 
     app = Flask(__name__)
     app.json = serializers.JsonProvider(app)
     app.config.from_mapping(configuration.load(config))
     configuration.check(app.config)
+    queues.configured(app.config)  # a bad [queues] table stops the start, with its key
     db.init_app(app)
     migrate.init_app(app, db, directory=str(migrations_runner.MIGRATIONS_DIR))
     with app.app_context():
@@ -54,6 +58,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ui.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(ops.bp)
+    launcher_api.register(app)
+    app.register_blueprint(launcher_ui.bp)
     metrics.instrument(app)
     init_notifications(app)
     if app.config["AUTO_MIGRATE"]:

@@ -19,6 +19,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ApiError
 from .extensions import db
+from .launcher.models import ACTIVE, Launch
 from .models import ApiToken
 
 TOKEN_PREFIX = "pnp_"
@@ -50,7 +53,37 @@ _CACHE_KEY = "panoptes_token_hashes"
 PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "static", "auth.signin"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Rights a token may carry. Tokens made before rights existed keep what they could do.
+SCOPES = ("read", "ingest", "launch", "admin")
+LEGACY_SCOPES = frozenset({"read", "ingest", "admin"})
+# A token with one of these makes the hub require tokens for reading and sending events.
+OPENING_SCOPES = frozenset({"read", "ingest", "admin"})
+LAUNCH_BLUEPRINTS = frozenset({"launches", "launch_ui"})
+ANY_TOKEN_ENDPOINTS = frozenset({"auth.signout"})
+INGEST_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api"})
+# The per-launch tokens the launcher hands to the engines it starts.
+LAUNCH_TOKEN_PREFIX = "pnl_"
+
 bp = Blueprint("auth", __name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Whose token a request carries, and its rights."""
+
+    name: str
+    scopes: frozenset[str]
+
+
+def parse_scopes(text: str | None) -> frozenset[str]:
+    """Rights from their stored, comma-separated form (None: a token made before rights)."""
+    if text is None:
+        return LEGACY_SCOPES
+    scopes = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = scopes - set(SCOPES)
+    if unknown:
+        raise ValueError(f"unknown right(s): {', '.join(sorted(unknown))}")
+    return scopes
 
 
 def new_secret() -> str:
@@ -69,19 +102,22 @@ def invalidate_cache(app: Flask) -> None:
     app.extensions.pop(_CACHE_KEY, None)
 
 
-def _token_state() -> tuple[bool, frozenset[str]]:
-    """Whether tokens are required, and the hashes of the usable ones; re-read at most every
+def _token_state() -> tuple[bool, dict[str, Credential]]:
+    """Whether tokens are required, and the usable tokens by hash; re-read at most every
     TOKEN_CACHE_SECONDS per process, so checking a token costs no query on most requests.
 
-    Tokens stay required once any was created: revoking the last one must not open the hub.
+    Tokens stay required once any that may read or ingest was created: revoking the last one
+    must not open the hub. Launch-only tokens leave an open hub open.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    cached: tuple[float, bool, frozenset[str]] | None = app.extensions.get(_CACHE_KEY)
+    cached: tuple[float, bool, dict[str, Credential]] | None = app.extensions.get(_CACHE_KEY)
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1], cached[2]
     try:
-        rows = db.session.execute(select(ApiToken.token_hash, ApiToken.revoked_at)).all()
+        rows = db.session.execute(
+            select(ApiToken.name, ApiToken.token_hash, ApiToken.revoked_at, ApiToken.scopes)
+        ).all()
     except SQLAlchemyError:
         db.session.rollback()
         # The database is away: the tokens known last keep working (events go to the
@@ -91,13 +127,19 @@ def _token_state() -> tuple[bool, frozenset[str]]:
         from .store.journal import Unavailable
 
         raise Unavailable("the database is unreachable and no token list is known yet") from None
-    hashes = frozenset(token_hash for token_hash, revoked_at in rows if revoked_at is None)
+    tokens = {
+        token_hash: Credential(name, parse_scopes(scopes))
+        for name, token_hash, revoked_at, scopes in rows
+        if revoked_at is None
+    }
     static = app.config.get("TOKEN")
     if static:
-        hashes |= {hash_secret(static)}
-    required = bool(rows) or bool(static)
-    app.extensions[_CACHE_KEY] = (now + float(app.config["TOKEN_CACHE_SECONDS"]), required, hashes)
-    return required, hashes
+        tokens[hash_secret(static)] = Credential("PANOPTES_TOKEN", frozenset(SCOPES))
+    required = bool(static) or any(
+        parse_scopes(scopes) & OPENING_SCOPES for _name, _hash, _revoked, scopes in rows
+    )
+    app.extensions[_CACHE_KEY] = (now + float(app.config["TOKEN_CACHE_SECONDS"]), required, tokens)
+    return required, tokens
 
 
 def presented_secret(authorization: str | None) -> str | None:
@@ -118,11 +160,33 @@ def presented_secret(authorization: str | None) -> str | None:
     return None
 
 
-def _valid(secret: str | None, hashes: frozenset[str]) -> bool:
+def _valid(secret: str | None, hashes: Iterable[str]) -> bool:
     if not secret:
         return False
     digest = hash_secret(secret)
     return any(hmac.compare_digest(digest, known) for known in hashes)
+
+
+def _credential(secret: str | None, tokens: dict[str, Credential]) -> Credential | None:
+    """The token a secret is, if it is one: a created or static token, or a running launch's."""
+    if not secret:
+        return None
+    digest = hash_secret(secret)
+    for known, credential in tokens.items():
+        if hmac.compare_digest(digest, known):
+            return credential
+    if secret.startswith(LAUNCH_TOKEN_PREFIX):
+        return _launch_credential(digest)
+    return None
+
+
+def _launch_credential(token_hash: str) -> Credential | None:
+    """A running launch's own token: it may send events, nothing else. Looked up on use, so
+    a launch's engine is let in from its first request."""
+    launch_id = db.session.scalar(
+        select(Launch.id).where(Launch.token_hash == token_hash, Launch.status.in_(ACTIVE))
+    )
+    return None if launch_id is None else Credential(f"launch {launch_id}", frozenset({"ingest"}))
 
 
 def _same_origin() -> bool:
@@ -135,32 +199,59 @@ def _same_origin() -> bool:
 
 
 def _wants_html() -> bool:
-    return request.endpoint is not None and request.endpoint.startswith("ui.")
+    return request.endpoint is not None and request.endpoint.startswith(("ui.", "launch_ui."))
+
+
+def needed_scope() -> str | None:
+    """The right this request needs: launching, sending events, changing runs, or reading
+    (None: any valid token, e.g. to sign out)."""
+    if request.endpoint in ANY_TOKEN_ENDPOINTS:
+        return None
+    if request.blueprint in LAUNCH_BLUEPRINTS:
+        return "launch"
+    if request.blueprint in INGEST_BLUEPRINTS:
+        return "ingest"
+    return "read" if request.method in _SAFE_METHODS else "admin"
 
 
 def _check() -> ResponseReturnValue | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    required, hashes = _token_state()
-    if not required:
-        return None  # no token configured: the hub is open
-    if _valid(presented_secret(request.headers.get("Authorization")), hashes):
+    needed = needed_scope()
+    required, tokens = _token_state()
+    if not required and needed != "launch":
+        return None  # no token configured: the hub is open (launching never is)
+    credential = _credential(presented_secret(request.headers.get("Authorization")), tokens)
+    if credential is not None:
         g.auth = "token"
-        return None
-    if session.get("token_hash") in hashes:
-        if request.method not in _SAFE_METHODS and not _same_origin():
-            raise ApiError(403, "Cross-site request refused: use the hub's own pages or a token.")
-        g.auth = "session"
-        return None
-    if _wants_html():
-        return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
-    error = ApiError(
-        401,
-        "A valid token is required: send 'Authorization: Bearer <token>' "
-        "(Nextflow: TOWER_ACCESS_TOKEN; Snakemake 7/8: WMS_MONITOR_TOKEN; "
-        "plugin: --logger-panoptes-token).",
-    )
-    raise error
+    else:
+        credential = tokens.get(session.get("token_hash") or "")
+        if credential is not None:
+            if request.method not in _SAFE_METHODS and not _same_origin():
+                raise ApiError(
+                    403, "Cross-site request refused: use the hub's own pages or a token."
+                )
+            g.auth = "session"
+    if credential is None:
+        if _wants_html():
+            return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
+        if needed == "launch":
+            raise ApiError(
+                401,
+                "Launching needs a token with the launch right "
+                "(panoptes token create NAME --scope launch): send 'Authorization: Bearer "
+                "<token>' or sign in.",
+            )
+        raise ApiError(
+            401,
+            "A valid token is required: send 'Authorization: Bearer <token>' "
+            "(Nextflow: TOWER_ACCESS_TOKEN; Snakemake 7/8: WMS_MONITOR_TOKEN; "
+            "plugin: --logger-panoptes-token).",
+        )
+    if needed is not None and needed not in credential.scopes:
+        raise ApiError(403, f"This token does not carry the {needed} right.", "forbidden")
+    g.credential = credential
+    return None
 
 
 def _safe_next(target: str | None) -> str:
@@ -176,7 +267,7 @@ def signin() -> Any:
     error = None
     if request.method == "POST":
         secret = (request.form.get("token") or "").strip()
-        if _valid(secret, _token_state()[1]):
+        if _valid(secret, _token_state()[1].keys()):
             session.clear()
             session["token_hash"] = hash_secret(secret)
             session.permanent = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from typing import Any
 
 import click
@@ -32,6 +33,9 @@ Routes:
   GET  /api/workflow/ID[/jobs|/job/JOBID]
   PUT  /api/workflow/ID  POST /api/workflow/ID/cancel  DELETE /api/workflow/ID
   DELETE /api/workflows/all
+  POST /api/launches, GET /api/launches[/ID[/log]]
+  POST /api/launches/ID/{cancel,relaunch}
+                                     launch pipelines (token with the launch right)
   GET  /openapi.json, /docs          the API description
 """
 
@@ -43,6 +47,10 @@ def _app_from_cli() -> Flask:
         overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
     if params.get("threads") and not os.environ.get("PANOPTES_LIVE_MAX_STREAMS"):
         overrides["LIVE_MAX_STREAMS"] = max(1, params["threads"] // 2)
+    if params.get("config"):
+        overrides["CONFIG"] = params["config"]
+    if params.get("host") and params.get("port"):
+        overrides["LISTEN_URL"] = f"http://{params['host']}:{params['port']}"
     if not os.environ.get("PANOPTES_SECRET_KEY"):
         # One key per start, shared by the workers forked from here: sessions end with the hub.
         overrides["SECRET_KEY"] = secrets.token_hex(32)
@@ -69,6 +77,12 @@ def _app_from_cli() -> Flask:
     help="SQLite file path or SQLAlchemy URL (env PANOPTES_DATABASE_URL; default .panoptes.db).",
 )
 @click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Configuration file with the launch queues (env PANOPTES_CONFIG; default "
+    "./panoptes.toml).",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -84,19 +98,39 @@ def _app_from_cli() -> Flask:
 )
 @click.pass_context
 def main(
-    ctx: click.Context, host: str, port: int, db: str | None, workers: int, threads: int
+    ctx: click.Context,
+    host: str,
+    port: int,
+    db: str | None,
+    config: str | None,
+    workers: int,
+    threads: int,
 ) -> None:
     """panoptes: one live monitor for Snakemake and Nextflow runs.
 
-    Without a command, start the hub (gunicorn, threaded workers).
+    Without a command, start the hub (gunicorn, threaded workers) with a launch worker for
+    the configured queues.
     """
     if ctx.invoked_subcommand is not None:
         return
+    from .launcher.inprocess import LOCK_SETTING
     from .server import prepare_metrics_dir, serve
 
     prepare_metrics_dir()  # before the app imports prometheus_client
 
-    serve(_app_from_cli(), host=host, port=port, workers=workers, threads=threads)
+    app = _app_from_cli()
+    # One lock file per start: the hub process holding it runs the launch worker.
+    descriptor, lock = tempfile.mkstemp(prefix="panoptes-launch-worker-")
+    os.close(descriptor)
+    app.config[LOCK_SETTING] = lock
+    master = os.getpid()
+    try:
+        serve(app, host=host, port=port, workers=workers, threads=threads)
+    finally:
+        # gunicorn's workers unwind through here too when they exit: only the master may
+        # remove the file, or a worker started later would lock another one.
+        if os.getpid() == master:
+            os.unlink(lock)
 
 
 @main.command("send-spool")

@@ -76,17 +76,31 @@ def token_group() -> None:
 
 @token_group.command("create")
 @click.argument("name")
+@click.option(
+    "--scope",
+    "scope",
+    help="Comma-separated rights: read, ingest, launch, admin (default: read,ingest,admin).",
+)
 @with_appcontext
-def token_create(name: str) -> None:
+def token_create(name: str, scope: str | None) -> None:
     """Create a token and print it (only now: the hub keeps its hash)."""
     from sqlalchemy.exc import IntegrityError
 
-    from . import store
+    from . import auth, store
+    from .launcher import store as launches
 
+    try:
+        scopes = auth.parse_scopes(scope) if scope is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scope") from None
+    if scopes is not None and not scopes:
+        raise click.BadParameter("name at least one right", param_hint="--scope")
     try:
         secret, _token = store.create_token(name)
     except IntegrityError:
         raise click.ClickException(f"a token named {name!r} exists already") from None
+    if scopes is not None:
+        launches.set_token_scopes(name, scopes)
     click.echo(secret)
     click.echo(f"Token {name!r} created. It is shown only once; store it now.", err=True)
 
@@ -105,8 +119,10 @@ def token_list() -> None:
         click.echo("No tokens: the hub is open unless PANOPTES_TOKEN is set.")
     for token in tokens:
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        scopes = token.scopes or "read,ingest,admin"
         click.echo(
-            f"{token.name}\t{token.prefix}...\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{state}"
+            f"{token.name}\t{token.prefix}...\tcreated {token.created_at:%Y-%m-%d %H:%M}\t"
+            f"{scopes}\t{state}"
         )
 
 
@@ -124,5 +140,8 @@ def token_revoke(name: str) -> None:
 
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
+    from .launcher import cli as launcher_cli
+
     for command in (reindex_command, prune_command, wait_db_command, token_group):
         app.cli.add_command(command)
+    launcher_cli.register(app)

@@ -4,6 +4,7 @@ given to ``create_app`` (tests, the CLI)."""
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -67,6 +68,15 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_MAX_ATTEMPTS": 6,
     # The panoptes.toml to read (default: ./panoptes.toml when there is one).
     "CONFIG": None,
+    # Launcher: how often a worker looks for work, heartbeats and checks cancels; how long a
+    # silent worker's launches wait before they read as lost; how long a cancelled head job
+    # gets between SIGTERM and SIGKILL; the launch rate per token; and whether the plain
+    # `panoptes` command runs a worker thread.
+    "LAUNCH_POLL_SECONDS": 1.0,
+    "LAUNCH_LOST_SECONDS": 60.0,
+    "LAUNCH_CANCEL_GRACE_SECONDS": 10.0,
+    "LAUNCH_RATE_LIMIT": "30 per minute",
+    "LAUNCH_WORKER": True,
 }
 
 SETTINGS_HELP: dict[str, str] = {
@@ -105,6 +115,12 @@ SETTINGS_HELP: dict[str, str] = {
     "each attempt (default 30)",
     "NOTIFY_MAX_ATTEMPTS": "deliveries tried before a notification is given up (default 6)",
     "CONFIG": "path of panoptes.toml (default: panoptes.toml in the working directory, if any)",
+    "LAUNCH_POLL_SECONDS": "how often a launch worker looks for work, heartbeats and checks "
+    "cancels (default 1)",
+    "LAUNCH_LOST_SECONDS": "silence after which a worker's launches read as lost (default 60)",
+    "LAUNCH_CANCEL_GRACE_SECONDS": "seconds between SIGTERM and SIGKILL on cancel (default 10)",
+    "LAUNCH_RATE_LIMIT": "launches allowed per token, e.g. '30 per minute' (Flask-Limiter)",
+    "LAUNCH_WORKER": "whether the panoptes command runs a launch worker thread (default true)",
 }
 
 
@@ -145,9 +161,48 @@ _BOOLEANS = {
 }
 
 
+def config_file(overrides: Mapping[str, Any] | None) -> Path | None:
+    """The configuration file in force: ``CONFIG`` given, else ``PANOPTES_CONFIG``, else
+    ``panoptes.toml`` in the working directory if there is one."""
+    named = (overrides or {}).get("CONFIG") or os.environ.get("PANOPTES_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ValueError(f"configuration file {named} does not exist")
+        return path
+    default = Path("panoptes.toml")
+    return default if default.is_file() else None
+
+
+def read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings (top-level keys, named like PANOPTES_* without the prefix, any case) and
+    the ``[queues]`` tables of a configuration file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    queues = data.pop("queues", {})
+    data.pop("notify", None)  # notification rules, read by panoptes/notify/rules.py
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.upper()
+        if name not in DEFAULTS or name == "CONFIG":
+            raise ValueError(f"{path}: unknown setting {key!r}")
+        settings[name] = value
+    if not isinstance(queues, dict):
+        raise ValueError(f"{path}: queues must be a table of [queues.NAME] tables")
+    return settings, queues
+
+
 def load(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The effective configuration: defaults < environment < overrides."""
+    """The effective configuration: defaults < configuration file < environment < overrides."""
     config = dict(DEFAULTS)
+    path = config_file(overrides)
+    if path is not None:
+        settings, queues = read_file(path)
+        config.update(settings)
+        config["CONFIG"] = str(path)
+        config["QUEUES"] = queues
     for key, default in DEFAULTS.items():
         raw = os.environ.get(f"PANOPTES_{key}")
         if raw is None:

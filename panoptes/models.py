@@ -230,3 +230,6 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Comma-separated rights (read, ingest, launch, admin); NULL: a token made before scopes,
+    # which keeps what tokens could do then (everything but launching).
+    scopes: Mapped[str | None] = mapped_column(String(64))

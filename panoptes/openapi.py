@@ -16,6 +16,7 @@ from .api import MAX_OFFSET
 from .config import DEFAULTS
 from .ingest.events import EventBatchIn, EventBatchOut
 from .ingest.snakemake import BatchIn, hub_version
+from .launcher import openapi as launcher_openapi
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
 
 bp = Blueprint("openapi", __name__)
@@ -638,6 +639,8 @@ def document() -> dict[str, Any]:
     api_tower.pop("/api/workflow/{workflow_id}")  # merged into the read API's entry above
     paths.update(api_tower)
     paths.update(_ops_paths())
+    # -- the launcher (launch API and pages) --
+    paths.update(launcher_openapi.paths())
     components = _schemas(
         serializers.WorkflowList,
         serializers.WorkflowEnvelope,
@@ -649,6 +652,7 @@ def document() -> dict[str, Any]:
         EventBatchOut,
     )
     components["Error"] = ERROR_SCHEMA
+    components.update(launcher_openapi.schemas())
     security_schemes = {
         "bearer": {
             "type": "http",

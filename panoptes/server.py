@@ -36,6 +36,13 @@ class _Hub(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+def _post_worker_init(worker: Any) -> None:
+    gunicorn_conf.post_worker_init(worker)
+    from .launcher import inprocess
+
+    inprocess.start(worker.wsgi)
+
+
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Serve ``app`` with threaded gunicorn workers until interrupted."""
     with app.app_context():
@@ -52,6 +59,6 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "errorlog": gunicorn_conf.errorlog,
         "child_exit": gunicorn_conf.child_exit,
         "control_socket_disable": gunicorn_conf.control_socket_disable,
-        "post_worker_init": gunicorn_conf.post_worker_init,
+        "post_worker_init": _post_worker_init,
     }
     _Hub(app, options).run()

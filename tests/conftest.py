@@ -312,7 +312,8 @@ class LiveHub:
                 self.process.wait()
                 raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/api/service-info", timeout=1).ok:
+                # /healthz answers without a token, so a hub that requires one starts too.
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 pass  # still starting

@@ -19,7 +19,7 @@ BIN = str(Path(sys.executable).parent)
 def test_compose_has_the_hub_and_postgres_with_volume_healthchecks_and_ordering():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "hub"}
+    assert set(services) == {"db", "hub", "worker"}
     db, hub = services["db"], services["hub"]
     assert db["image"].startswith("postgres:")
     assert "panoptes-db:/var/lib/postgresql/data" in db["volumes"]
@@ -32,6 +32,19 @@ def test_compose_has_the_hub_and_postgres_with_volume_healthchecks_and_ordering(
     assert any(port.endswith(":5000") for port in hub["ports"])
     assert "/readyz" in " ".join(hub["healthcheck"]["test"])
     assert hub["restart"] == db["restart"] == "unless-stopped"
+
+
+def test_compose_has_a_launch_worker_on_the_same_database():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    worker, hub = services["worker"], services["hub"]
+    assert worker["build"] == "." and worker["profiles"] == ["launcher"]
+    assert "panoptes worker" in " ".join(worker["entrypoint"])
+    assert (
+        worker["environment"]["PANOPTES_DATABASE_URL"]
+        == hub["environment"]["PANOPTES_DATABASE_URL"]
+    )
+    assert "hub:5000" in worker["environment"]["PANOPTES_PUBLIC_URL"]
+    assert worker["volumes"][0] == hub["volumes"][0] == "./config:/etc/panoptes:ro"
 
 
 def test_env_example_names_every_variable_compose_reads():

@@ -21,7 +21,13 @@ EXCLUDED_CHECKS = {
     "POST /update_workflow_status": [schemathesis.checks.positive_data_acceptance],
 }
 # Dashboard forms need the CSRF token of a browser session, which generated requests cannot have.
+# Launcher routes need a token with the launch right even on an open hub, and this hub has none.
 for _operation in OPERATIONS:
+    if "/launches" in _operation.label or _operation.label.startswith(
+        ("GET /api/queues", "GET /api/pipeline-schema")
+    ):
+        EXCLUDED_CHECKS[_operation.label] = [schemathesis.checks.positive_data_acceptance]
+        continue
     if _operation.label.startswith("POST /workflow/"):
         EXCLUDED_CHECKS[_operation.label] = [schemathesis.checks.positive_data_acceptance]
 

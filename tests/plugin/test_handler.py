@@ -316,6 +316,18 @@ def test_token_is_sent_as_bearer_on_every_request(
     assert {request.headers.get("authorization") for request in hub.requests} == {"Bearer s3cret"}
 
 
+def test_an_assigned_id_is_used_without_registering(
+    hub_factory: HubFactory, make_handler: MakeHandler, tmp_path: Path
+) -> None:
+    hub = hub_factory()
+    handler = make_handler(hub.url, assigned_id="Assigned123456", name="launched")
+    feed(handler, load_records("success", workdir=tmp_path))
+    handler.close()
+    assert hub.requests_to("/create_workflow") == []
+    assert hub.levels("Assigned123456") == SUCCESS_LEVELS
+    assert hub.events("Assigned123456")[0]["name"] == "launched"
+
+
 def test_token_setting_reads_the_environment_variable() -> None:
     from snakemake_interface_logger_plugins.registry import LoggerPluginRegistry
 

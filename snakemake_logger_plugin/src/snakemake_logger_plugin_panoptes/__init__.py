@@ -60,6 +60,13 @@ class LogHandlerSettings(LogHandlerSettingsBase):
         default=None,
         metadata={"help": "A human-readable run name shown by the hub. Default: none."},
     )
+    assigned_id: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A run id the hub has already assigned (the hub's launcher sets it): "
+            "events go to that run without registering a new one. Default: none.",
+        },
+    )
     timeout: float = field(
         default=10.0,
         metadata={"help": "Seconds to wait for the hub on each HTTP request (default: 10)."},
@@ -146,6 +153,7 @@ class LogHandler(LogHandlerBase):
             timeout=_positive(settings.timeout, _DEFAULTS.timeout),
             requested_workflow_id=settings.workflow_id or None,
             name=settings.name or None,
+            assigned_workflow_id=settings.assigned_id or None,
             batch_size=int(_positive(settings.batch_size, _DEFAULTS.batch_size)),
             flush_interval=_positive(settings.flush_interval, _DEFAULTS.flush_interval),
             buffer_limit=int(_positive(settings.buffer_limit, _DEFAULTS.buffer_limit)),

@@ -132,6 +132,7 @@ class Sender:
         requested_workflow_id: str | None = None,
         name: str | None = None,
         batch_size: int = 200,
+        assigned_workflow_id: str | None = None,
         flush_interval: float = 0.25,
         buffer_limit: int = 10_000,
         notifier: Notifier | None = None,
@@ -170,7 +171,8 @@ class Sender:
 
         # Delivery state, used by the sender thread only.
         self._connected = False
-        self._workflow_id: str | None = None
+        # A run id the hub assigned in advance (its launcher): nothing to register.
+        self._workflow_id: str | None = assigned_workflow_id
         self._failures = 0
         self._outage = False
 
