@@ -29,11 +29,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ui,
     )
     from .extensions import db, migrate
-    from .notify import init_app as init_notifications
-    from .store import projector
     from .launcher import api as launcher_api
     from .launcher import queues
     from .launcher import ui as launcher_ui
+    from .notify import init_app as init_notifications
+    from .store import projector
 
     app = Flask(__name__)
     app.json = serializers.JsonProvider(app)
