@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .launcher import api as launcher_api
     from .launcher import queues
     from .launcher import ui as launcher_ui
+    from .seqera import api as seqera_api
     from .notify import init_app as init_notifications
     from .store import projector
 
@@ -60,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.bp)
     launcher_api.register(app)
     app.register_blueprint(launcher_ui.bp)
+    seqera_api.register(app)
     metrics.instrument(app)
     init_notifications(app)
     if app.config["AUTO_MIGRATE"]:
