@@ -32,8 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .launcher import api as launcher_api
     from .launcher import queues
     from .launcher import ui as launcher_ui
-    from .seqera import api as seqera_api
     from .notify import init_app as init_notifications
+    from .seqera import api as seqera_api
     from .store import projector
 
     app = Flask(__name__)

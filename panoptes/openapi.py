@@ -18,6 +18,7 @@ from .ingest.events import EventBatchIn, EventBatchOut
 from .ingest.snakemake import BatchIn, hub_version
 from .launcher import openapi as launcher_openapi
 from .normalize.schema import Engine, JobStatus, WorkflowStatus
+from .seqera import openapi as seqera_openapi
 
 bp = Blueprint("openapi", __name__)
 
@@ -641,6 +642,8 @@ def document() -> dict[str, Any]:
     paths.update(_ops_paths())
     # -- the launcher (launch API and pages) --
     paths.update(launcher_openapi.paths())
+    # -- the Seqera Platform API and its Tower trace routes (panoptes/seqera/openapi.py) --
+    paths.update(seqera_openapi.paths(paths))
     components = _schemas(
         serializers.WorkflowList,
         serializers.WorkflowEnvelope,

@@ -93,9 +93,9 @@ class TaskQuery(ListQuery):
     @field_validator("sortDir")
     @classmethod
     def _direction(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() not in ("asc", "desc"):
+        if value is not None and value not in ("asc", "desc"):
             raise ValueError("must be asc or desc")
-        return value.lower() if value is not None else None
+        return value
 
 
 class LogQuery(_Query):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 
 from panoptes import auth
@@ -370,3 +371,26 @@ def test_cancel_and_delete_a_monitored_run(client):
     )
     assert client.delete(f"/seqera/workflow/{workflow_id}").status_code == 400
     assert client.post(f"/seqera/workflow/{workflow_id}/cancel").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/seqera/workflow/{id}", "/seqera/workflow/{workflow_id}"),
+        ("/seqera/workflow", "/seqera/workflow"),
+        ("/seqera/workflow/{id}/tasks", "/seqera/workflow/{workflow_id}/tasks"),
+        ("/seqera/workflow/{id}/task/1", "/seqera/workflow/{workflow_id}/task/{task_id}"),
+        ("/seqera/workflow/{id}/progress", "/seqera/workflow/{workflow_id}/progress"),
+        ("/seqera/workflow/{id}/metrics", "/seqera/workflow/{workflow_id}/metrics"),
+        ("/seqera/workflow/{id}/log", "/seqera/workflow/{workflow_id}/log"),
+        ("/seqera/service-info", "/seqera/service-info"),
+        ("/seqera/user-info", "/seqera/user-info"),
+    ],
+)
+def test_answers_match_the_openapi_document(client, nextflow_run, path, template):
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"][template]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    answer = client.get(path.format(id=nextflow_run))
+    assert answer.status_code == 200
+    jsonschema.validate(answer.get_json(), {**schema, "components": spec["components"]})
