@@ -17,7 +17,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, case, delete, exists, func, or_, select
+from sqlalchemy import case, delete, exists, func, or_, select
 
 from .. import auth, queries, store
 from ..config import stale_after
@@ -633,13 +633,13 @@ def task(workflow_id: str, task_id: str) -> Response:
     found = None
     if run is not None:
         found = db.session.scalars(
-            select(Job).where(
-                Job.workflow_pk == run.pk,
-                or_(Job.job_key == task_id, and_(Job.pk == int(task_id))),
-            )
+            select(Job).where(Job.workflow_pk == run.pk, Job.job_key == task_id)
         ).first()
-        if found is not None and found.job_key != task_id and shapes.task_id(found) != found.pk:
-            found = None  # the row number of a job that has an engine number of its own
+        if found is None:
+            # A job without a number of its own (generic engines) is known by its row's.
+            by_row = db.session.get(Job, int(task_id))
+            if by_row is not None and by_row.workflow_pk == run.pk:
+                found = by_row if shapes.task_id(by_row) == by_row.pk else None
     if found is None:
         raise ApiError(404, f"Task {task_id} of workflow {workflow_id!r} not found.")
     return jsonify(task=shapes.task(found))

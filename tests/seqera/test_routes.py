@@ -194,6 +194,10 @@ def test_snakemake_runs_take_the_same_shapes(client):
     assert tasks["total"] == len(jobs) > 0
     assert {t["task"]["process"] for t in tasks["tasks"]} == {job["name"] for job in jobs}
     assert {t["task"]["status"] for t in tasks["tasks"]} == {"COMPLETED"}
+    first = tasks["tasks"][0]["task"]
+    job = next(job for job in jobs if str(job["jobid"]) == str(first["taskId"]))
+    one = client.get(f"/seqera/workflow/{workflow_id}/task/{first['taskId']}").get_json()
+    assert one["task"]["process"] == job["name"] == first["process"]
     progress = client.get(f"/seqera/workflow/{workflow_id}/progress").get_json()["progress"]
     assert {p["process"] for p in progress["processesProgress"]} == {job["name"] for job in jobs}
     listed = client.get("/seqera/workflow").get_json()["workflows"]
