@@ -398,3 +398,46 @@ def test_answers_match_the_openapi_document(client, nextflow_run, path, template
     answer = client.get(path.format(id=nextflow_run))
     assert answer.status_code == 200
     jsonschema.validate(answer.get_json(), {**schema, "components": spec["components"]})
+
+
+def test_a_monitored_run_is_cancelled_with_the_admin_and_launch_rights(app_factory):
+    app = app_factory()
+    with app.app_context():
+        from panoptes import store
+        from panoptes.launcher import store as launches
+
+        both = store.create_token("operator")[0]
+        launches.set_token_scopes("operator", frozenset({"read", "ingest", "admin", "launch"}))
+        launch_only = store.create_token("launch-only")[0]
+        launches.set_token_scopes("launch-only", frozenset({"launch", "ingest"}))
+        auth.invalidate_cache(app)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {both}"}
+    workflow_id = client.post(
+        "/seqera/trace/create", json={"runName": "m"}, headers=headers
+    ).get_json()["workflowId"]
+    refused = client.post(
+        f"/seqera/workflow/{workflow_id}/cancel",
+        headers={"Authorization": f"Bearer {launch_only}"},
+    )
+    assert refused.status_code == 403 and "admin" in refused.get_json()["message"]
+    assert client.post(f"/seqera/workflow/{workflow_id}/cancel", headers=headers).status_code == 204
+    workflow = client.get(f"/seqera/workflow/{workflow_id}", headers=headers).get_json()
+    assert workflow["workflow"]["status"] == "CANCELLED"
+    again = client.post(f"/seqera/workflow/{workflow_id}/cancel", headers=headers)
+    assert again.status_code == 400 and "already ended" in again.get_json()["message"]
+    assert client.delete(f"/seqera/workflow/{workflow_id}", headers=headers).status_code == 204
+    assert client.get(f"/seqera/workflow/{workflow_id}", headers=headers).status_code == 404
+
+
+def test_a_silent_run_reads_unknown(app, client):
+    from datetime import timedelta
+
+    from tests.conftest import silence
+
+    workflow_id = client.post("/seqera/trace/create", json={"runName": "s"}).get_json()[
+        "workflowId"
+    ]
+    silence(app, workflow_id, timedelta(days=30))
+    workflow = client.get(f"/seqera/workflow/{workflow_id}").get_json()["workflow"]
+    assert workflow["status"] == "UNKNOWN" and workflow["success"] is False
