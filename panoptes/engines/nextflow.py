@@ -18,9 +18,7 @@ def _routes() -> Sequence[Route]:
     return [
         Route(ingest.bp),
         Route(ingest.bp, url_prefix="/api", name="tower_api"),
-        Route(
-            ingest.bp, url_prefix="/seqera", name="tower_seqera"
-        ),  # TOWER_API_ENDPOINT=.../seqera
+        Route(ingest.bp, url_prefix="/seqera", name="tower_seqera"),  # the Seqera API's prefix
     ]
 
 
