@@ -499,7 +499,11 @@ def _seqera_paths() -> dict[str, Any]:
             "Seqera: the launch's log",
             LOG,
             WORKFLOW_ID,
-            _query("next", "character offset (forwardToken)", {"type": "integer", "minimum": 0}),
+            _query(
+                "next",
+                "character offset (forwardToken)",
+                {"type": "integer", "minimum": 0, "maximum": 2**62},
+            ),
             _query(
                 "maxLength", "most lines", {"type": "integer", "minimum": 1, "maximum": 100_000}
             ),
