@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .launcher import queues
     from .launcher import ui as launcher_ui
     from .notify import init_app as init_notifications
+    from .seqera import api as seqera_api
     from .store import projector
 
     app = Flask(__name__)
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.bp)
     launcher_api.register(app)
     app.register_blueprint(launcher_ui.bp)
+    seqera_api.register(app)
     metrics.instrument(app)
     init_notifications(app)
     if app.config["AUTO_MIGRATE"]:

@@ -47,8 +47,9 @@ TAGS: dict[str, str] = {
     "meta": "This document, and how far the runs lag the stored events.",
     "operations": "Health checks and metrics.",
     "launcher": "Launch, queue, cancel and follow pipelines (a token with the launch right).",
+    "seqera": "The Seqera Platform API, self-hosted (TOWER_API_ENDPOINT=http://hub/seqera).",
 }
-READ, MANAGE, ANY_ENGINE, SNAKEMAKE, NEXTFLOW, DASHBOARD, META, OPERATIONS, LAUNCHER = TAGS
+READ, MANAGE, ANY_ENGINE, SNAKEMAKE, NEXTFLOW, DASHBOARD, META, OPERATIONS, LAUNCHER, SEQERA = TAGS
 
 # No text the hub takes may contain NUL (it answers 400 to one in the URL).
 NO_NUL = "^[^\\u0000]*$"

@@ -60,9 +60,9 @@ SCOPES = ("read", "ingest", "launch", "admin")
 LEGACY_SCOPES = frozenset({"read", "ingest", "admin"})
 # A token with one of these makes the hub require tokens for reading and sending events.
 OPENING_SCOPES = frozenset({"read", "ingest", "admin"})
-LAUNCH_BLUEPRINTS = frozenset({"launches", "launch_ui"})
+LAUNCH_BLUEPRINTS = frozenset({"launches", "launch_ui", "seqera_launch"})
 ANY_TOKEN_ENDPOINTS = frozenset({"auth.signout"})
-INGEST_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api"})
+INGEST_BLUEPRINTS = frozenset({"snakemake", "tower", "tower_api", "tower_seqera"})
 # The per-launch tokens the launcher hands to the engines it starts.
 LAUNCH_TOKEN_PREFIX = "pnl_"
 

@@ -22,6 +22,7 @@ from . import apidoc
 from .apidoc import NO_NUL, Operation
 from .ingest.snakemake import hub_version
 from .launcher import openapi as launcher_openapi
+from .seqera import openapi as seqera_openapi
 from .store.ids import WORKFLOW_ID_PATTERN
 
 bp = Blueprint("openapi", __name__)
@@ -201,6 +202,8 @@ class _Described(Protocol):
 DESCRIBED_BY_MODULE: dict[str, _Described] = {
     "launches": launcher_openapi,
     "launch_ui": launcher_openapi,
+    "seqera": seqera_openapi.Described(),
+    "seqera_launch": seqera_openapi.Described(),
 }
 
 
@@ -216,12 +219,12 @@ def document(app: Flask | None = None) -> dict[str, Any]:
         operations = paths.setdefault(_openapi_path(rule), {})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operations[method.lower()] = _operation(rule, method.lower(), declared, components)
-    for module in dict.fromkeys(DESCRIBED_BY_MODULE.values()):
+    for module in {type(m): m for m in DESCRIBED_BY_MODULE.values()}.values():
         for path, operations in module.paths().items():
             for method, operation in operations.items():
                 slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
                 operation.setdefault("operationId", f"{method}_{slug}")
-            paths[path] = operations
+            paths.setdefault(path, {}).update(operations)
         components.schemas.update(module.schemas())
     for path, operations in paths.items():
         paths[path] = dict(sorted(operations.items(), key=lambda i: _METHOD_ORDER.index(i[0])))

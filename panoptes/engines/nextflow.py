@@ -15,7 +15,11 @@ def _routes() -> Sequence[Route]:
     from ..ingest import tower as ingest
 
     # Users habitually configure http://host/api as the Tower endpoint.
-    return [Route(ingest.bp), Route(ingest.bp, url_prefix="/api", name="tower_api")]
+    return [
+        Route(ingest.bp),
+        Route(ingest.bp, url_prefix="/api", name="tower_api"),
+        Route(ingest.bp, url_prefix="/seqera", name="tower_seqera"),  # the Seqera API's prefix
+    ]
 
 
 def _stale_after(config: Mapping[str, Any]) -> timedelta | None:

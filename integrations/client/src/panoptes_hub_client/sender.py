@@ -132,11 +132,11 @@ class Sender:
         requested_workflow_id: str | None = None,
         name: str | None = None,
         batch_size: int = 200,
+        assigned_workflow_id: str | None = None,
         flush_interval: float = 0.25,
         buffer_limit: int = 10_000,
         notifier: Notifier | None = None,
         pick_up_leftovers: bool = True,
-        assigned_workflow_id: str | None = None,
     ) -> None:
         self.channel = channel
         self.address = address

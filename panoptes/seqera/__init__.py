@@ -1,0 +1,1 @@
+"""The Seqera Platform API, self-hosted, under ``/seqera`` (see ``api.py``)."""
