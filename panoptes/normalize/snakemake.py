@@ -7,6 +7,7 @@ route): a dict with a ``level`` and level-specific keys. See ../shared/protocols
 from __future__ import annotations
 
 import ast
+import shlex
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,10 @@ NOTHING_TO_BE_DONE = "Nothing to be done"
 # Errors that belong to one job: the run may go on (retries, --keep-going).
 _JOB_LEVEL_ERRORS = ("RuleException", "CalledProcessError")
 _RESOURCE_NAMES_HIDDEN = frozenset({"_cores", "_nodes"})
+# Snakemake's exit status when a run fails or is interrupted (it never reports it itself).
+FAILED_EXIT_STATUS = 1
+_LOG_TAILS_KEPT = 8
+_LOG_TAIL_CHARS = 32 * 1024
 
 
 def decode_msg(raw: Any) -> dict[str, Any] | None:
@@ -225,9 +230,11 @@ def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list
     key = _job_key(msg.get("jobid"))
     if key is None:
         return [outcome]
+    tails = _log_tails(msg.get("log_tails"))
     fields: dict[str, Any] = {
         "name": coerce.text(msg.get("name") or msg.get("rule_name"), limit=255),
         "completed_at": at,
+        "extra": {"log_tails": tails} if tails else None,
         # Our plugin sends the job's own error text as "error"; others only a headline as "msg".
         "error_message": coerce.text(msg.get("error") or msg.get("msg")),
         "inputs": coerce.str_list(msg.get("input")),
@@ -247,6 +254,50 @@ def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list
     ]
 
 
+def _log_tails(value: Any) -> list[dict[str, Any]]:
+    """The last lines of a failed job's log files, as our plugin sends them:
+    ``[{"path", "text", "truncated"}]``, bounded here too."""
+    tails: list[dict[str, Any]] = []
+    for item in value[:_LOG_TAILS_KEPT] if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        path = coerce.text(item.get("path"), limit=4096)
+        text = coerce.text(item.get("text"))
+        if not path or text is None:
+            continue
+        truncated = len(text) > _LOG_TAIL_CHARS or item.get("truncated") is True
+        tails.append({"path": path, "text": text[-_LOG_TAIL_CHARS:], "truncated": truncated})
+    return tails
+
+
+def config_overrides(command: str | None) -> dict[str, str] | None:
+    """The ``--config KEY=VALUE ...`` values of a Snakemake command line, as written."""
+    if not command:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    values: dict[str, str] = {}
+    taking = False
+    for word in words:
+        if word in ("--config", "-C"):
+            taking = True
+        elif word.startswith("--config="):
+            taking = True
+            word = word.removeprefix("--config=")
+            key, sep, value = word.partition("=")
+            if sep and key:
+                values[key[:255]] = value
+        elif word.startswith("-"):
+            taking = False
+        elif taking:
+            key, sep, value = word.partition("=")
+            if sep and key:
+                values[key[:255]] = value
+    return values or None
+
+
 def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     text = coerce.text(msg.get("msg")) or ""
     exception = coerce.text(msg.get("exception"), limit=255) or ""
@@ -262,6 +313,7 @@ def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Eve
             completed_at=None if job_level else at,
             error_message=coerce.text(first_line, limit=1000),
             error_report=text or None,
+            exit_status=None if job_level else FAILED_EXIT_STATUS,
         )
     ]
 
@@ -312,12 +364,17 @@ def _workflow_success(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) 
 
 def _workflow_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     config = msg.get("config")
-    # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from.
+    command = coerce.text(msg.get("command"))
+    # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from,
+    # and the values given on the command line are read from it.
     extra = {
         key: safe(msg[key])
         for key in ("configfiles", "config_md5", "python_version", "platform")
         if msg.get(key) not in (None, [], "")
     }
+    overrides = config_overrides(command)
+    if overrides:
+        extra["config_overrides"] = overrides
     return [
         WorkflowInfo(
             at=at,
@@ -325,7 +382,7 @@ def _workflow_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) 
             started_at=at,
             user=coerce.text(msg.get("user"), limit=255),
             host=coerce.text(msg.get("host"), limit=255),
-            command_line=coerce.text(msg.get("command")),
+            command_line=command,
             work_dir=coerce.text(msg.get("workdir")),
             project=coerce.text(msg.get("snakefile")),
             engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
@@ -354,6 +411,7 @@ def _workflow_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson)
                 status=WorkflowStatus.CANCELLED,
                 completed_at=at,
                 error_message=message or "Interrupted by the user",
+                exit_status=FAILED_EXIT_STATUS,
             )
         ]
     if msg.get("success") is True:
@@ -364,16 +422,20 @@ def _workflow_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson)
             status=WorkflowStatus.ERROR,
             completed_at=at,
             error_message=message,
+            exit_status=FAILED_EXIT_STATUS,
         )
     ]
 
 
 def create_info(body: dict[str, Any], received_at: datetime) -> WorkflowInfo:
     """Metadata from the body Snakemake 7/8 put on ``GET /create_workflow``."""
+    command = coerce.text(body.get("command"))
+    overrides = config_overrides(command)
     return WorkflowInfo(
         at=received_at,
         started_at=received_at,
-        command_line=coerce.text(body.get("command")),
+        command_line=command,
+        extra={"config_overrides": overrides} if overrides else None,
         work_dir=coerce.text(body.get("workdir")),
         project=coerce.text(body.get("snakefile")),
     )

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 JSONValue = Any
@@ -53,6 +53,34 @@ _MAX_DEPTH = 32
 
 # In a RuleException's text: "Command '...' returned non-zero exit status 3."
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (-?\d+)")
+
+# A failed job's log files are sent with its job_error, each cut to its last lines, so the
+# hub can tell why it failed without access to the files.
+LOG_TAIL_LINES = 100
+LOG_TAIL_BYTES = 32 * 1024
+LOG_TAIL_FILES = 8
+
+
+def log_tail(
+    path: Path, max_lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_BYTES
+) -> dict[str, JSONValue] | None:
+    """The end of one log file: at most ``max_lines`` lines and ``max_bytes`` bytes, with
+    whether anything was cut. None when the file cannot be read (not written, a directory)."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(size - max_bytes, 0))
+            data = handle.read(max_bytes)
+    except OSError:
+        return None
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    truncated = size > max_bytes
+    if truncated and lines:
+        lines = lines[1:]  # the first line read is most likely cut in the middle
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        truncated = True
+    return {"path": str(path), "text": "\n".join(lines), "truncated": truncated}
 
 
 def to_plain(value: Any, _depth: int = 0) -> JSONValue:
@@ -318,7 +346,22 @@ class RecordConverter:
             "aux": to_plain(_attr(record, "aux")) or {},
             "error": error,
             "exit_code": int(exit_code.group(1)) if exit_code else None,
+            "log_tails": self._log_tails(_as_list(_attr(record, "log"))),
         }
+
+    def _log_tails(self, logs: list[JSONValue]) -> list[JSONValue]:
+        """The last lines of a failed job's log files, by absolute path."""
+        tails: list[JSONValue] = []
+        for name in logs[:LOG_TAIL_FILES]:
+            if not isinstance(name, str) or not name:
+                continue
+            path = Path(name)
+            if not path.is_absolute():
+                path = Path(self.workdir or ".").absolute() / path
+            tail = log_tail(path)
+            if tail is not None:
+                tails.append(tail)
+        return tails
 
     def _take_rule_error(self, shellcmd: str | None) -> str | None:
         """The error text of this job: the latest one quoting its shell command, else the

@@ -1,0 +1,27 @@
+"""workflows: planned jobs without a row, Ignored tasks, the keys of unfinished jobs
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("workflows") as batch:
+        batch.add_column(sa.Column("n_ignored", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("n_unseen", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("open_jobs", sa.JSON(none_as_null=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("workflows") as batch:
+        batch.drop_column("open_jobs")
+        batch.drop_column("n_unseen")
+        batch.drop_column("n_ignored")
