@@ -34,6 +34,8 @@ class WorkflowSummary(BaseModel):
     jobs_pending: int
     jobs_cached: int
     jobs_aborted: int
+    jobs_ignored: int = 0
+    jobs_not_run: int = 0
     created_at: datetime
     duration_seconds: float | None
     user: str | None
@@ -152,7 +154,10 @@ def summary_fields(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
         + workflow.n_error
         + workflow.n_cached
         + workflow.n_aborted
+        + workflow.n_ignored
     )
+    # Planned jobs without a row: pending while the run goes on, never run once it ended.
+    ended = workflow.completed_at is not None
     return {
         "id": workflow.id,
         "name": workflow.name,
@@ -165,9 +170,13 @@ def summary_fields(workflow: Workflow, stale: Staleness) -> dict[str, Any]:
         "engine": workflow.engine,
         "jobs_failed": workflow.n_error,
         "jobs_running": workflow.n_running,
-        "jobs_pending": workflow.n_pending + workflow.n_submitted,
+        "jobs_pending": workflow.n_pending
+        + workflow.n_submitted
+        + (0 if ended else workflow.n_unseen),
         "jobs_cached": workflow.n_cached,
         "jobs_aborted": workflow.n_aborted,
+        "jobs_ignored": workflow.n_ignored,
+        "jobs_not_run": workflow.n_unseen if ended else 0,
         "created_at": workflow.created_at,
         "duration_seconds": _duration(workflow.started_at, workflow.completed_at),
         "user": workflow.user,
