@@ -72,7 +72,7 @@ def status_class(status: str | None) -> str:
 
 # -- progress bars ---------------------------------------------------------------------------
 
-PROGRESS_ORDER = ("done", "failed", "running", "pending")
+PROGRESS_ORDER = ("done", "failed", "ignored", "running", "pending", "aborted", "not_run")
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,7 @@ _CATEGORY = {
     JobStatus.PENDING: "pending",
     JobStatus.SUBMITTED: "pending",
     JobStatus.ABORTED: "aborted",
+    JobStatus.IGNORED: "ignored",
 }
 # Nextflow's per-process counters (progress_detail["processes"]) in the same categories.
 _NEXTFLOW_CATEGORY = {
@@ -211,6 +212,7 @@ _NEXTFLOW_CATEGORY = {
     "pending": "pending",
     "submitted": "pending",
     "aborted": "aborted",
+    "ignored": "ignored",
 }
 
 
@@ -224,29 +226,46 @@ class RuleProgress:
     running: int = 0
     pending: int = 0
     aborted: int = 0
+    ignored: int = 0
+    # Planned by the engine, never started, and the run has ended.
+    not_run: int = 0
 
     @property
     def total(self) -> int:
-        return self.done + self.failed + self.running + self.pending + self.aborted
+        return (
+            self.done
+            + self.failed
+            + self.running
+            + self.pending
+            + self.aborted
+            + self.ignored
+            + self.not_run
+        )
 
     @property
     def counts(self) -> dict[str, int]:
         return {
             "done": self.done,
             "failed": self.failed,
+            "ignored": self.ignored,
             "running": self.running,
             "pending": self.pending,
+            "aborted": self.aborted,
+            "not_run": self.not_run,
         }
 
     @property
     def state(self) -> str:
-        """One word for the rule as a whole: failed, running, done, pending or idle."""
+        """One word for the rule as a whole: failed, running, done, pending, not-run (the run
+        ended before any of its jobs started) or idle (no job yet)."""
         if self.failed:
             return "failed"
         if self.running:
             return "running"
-        if self.total and self.done == self.total:
+        if self.total and self.done + self.ignored == self.total:
             return "done"
+        if self.total and self.not_run + self.aborted == self.total:
+            return "not-run"
         return "pending" if self.total else "idle"
 
 
@@ -292,7 +311,30 @@ def rule_progress(workflow: Workflow) -> list[RuleProgress]:
             known = rules.setdefault(reported.name, RuleProgress(reported.name))
             if reported.total > known.total:
                 rules[reported.name] = reported
+    _add_planned(workflow, rules)
     return sorted(rules.values(), key=lambda r: r.name.lower())
+
+
+def planned_jobs(workflow: Workflow) -> dict[str, int]:
+    """Jobs planned per rule, as the engine said before running them (Snakemake's run_info)."""
+    planned = (workflow.extra or {}).get("planned_jobs")
+    if not isinstance(planned, dict):
+        return {}
+    return {str(k): v for k, v in planned.items() if isinstance(v, int) and v > 0}
+
+
+def _add_planned(workflow: Workflow, rules: dict[str, RuleProgress]) -> None:
+    """Planned jobs that have no row: pending while the run goes on, not run once it ended."""
+    ended = workflow.completed_at is not None
+    for name, planned in planned_jobs(workflow).items():
+        rule = rules.setdefault(name, RuleProgress(name))
+        missing = planned - rule.total
+        if missing <= 0:
+            continue
+        if ended:
+            rule.not_run += missing
+        else:
+            rule.pending += missing
 
 
 # -- one run: jobs ---------------------------------------------------------------------------
@@ -392,6 +434,11 @@ def jobs_page(
     position = {pk: i for i, pk in enumerate(db.session.scalars(keys))} if rows else {}
     rows = sorted(rows, key=lambda job: position.get(job.pk, 0))
     return JobPage(list(rows), total, page, pages)
+
+
+def not_run(rules: Sequence[RuleProgress]) -> list[tuple[str, int]]:
+    """(rule, jobs) planned that never started, for a run that has ended."""
+    return [(rule.name, rule.not_run) for rule in rules if rule.not_run]
 
 
 def failed_jobs(workflow: Workflow) -> list[Job]:

@@ -316,8 +316,12 @@ def _job(state: RunState, policy: JobPolicy, update: JobUpdate, at: datetime) ->
             policy, current, incoming, update.starts_attempt
         )
         if new_attempt:
-            earlier = list((job["extra"] or {}).get("attempts") or [])
-            job["extra"] = {**(job["extra"] or {}), "attempts": [*earlier, _attempt_record(job)]}
+            extra = dict(job["extra"] or {})
+            record = _attempt_record(job)
+            if extra.get("log_tails"):
+                record["log_tails"] = extra.pop("log_tails")
+            extra["attempts"] = [*(extra.get("attempts") or []), record]
+            job["extra"] = extra
             job["attempt"] += 1
             for attribute in ("started_at", "completed_at", "exit_code", "error_message"):
                 job[attribute] = None

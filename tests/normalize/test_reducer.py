@@ -222,3 +222,36 @@ def test_ignored_tasks_are_counted_apart_and_final_stats_win():
     assert state.run["progress_total"] == 16
     reducer.apply(state, tower.parse("complete", success, T0), NEXTFLOW, T0)
     assert (state.run["progress_total"], state.run["progress_done"]) == (4, 4)
+
+
+def _wms_messages(fixture: str) -> list[dict]:
+    recorded = load_json(f"snakemake/{fixture}")
+    return [update["msg_decoded"] for update in recorded["updates"]]
+
+
+def test_snakemake_7_and_8_plans_give_pending_then_not_run_jobs():
+    for fixture in ("snakemake7_wms/sm7.31.1_run_success.json", "snakemake8_wms/run_success.json"):
+        messages = _wms_messages(fixture)
+        first_job = next(i for i, m in enumerate(messages) if m.get("level") == "job_info")
+        state = fold(reducer.new_run("r1", "snakemake", T0), messages[: first_job + 1])
+        planned = sum(state.run["extra"]["planned_jobs"].values())
+        assert planned > 1, fixture
+        assert state.run["n_unseen"] == planned - 1, fixture
+        fold(state, [{"level": "error", "msg": "WorkflowError: the cluster went away"}])
+        assert state.run["completed_at"] is not None and state.run["exit_status"] == 1
+        assert state.run["n_unseen"] == planned - 1, fixture  # never ran
+        assert counters(state) == {"Aborted": 1}, fixture  # the job running then
+
+
+def test_an_earlier_attempt_keeps_its_log_tails():
+    tail = {"path": "/w/logs/a.log", "text": "oops", "truncated": False}
+    state = fold(
+        reducer.new_run("r1", "snakemake", T0),
+        [
+            {"level": "job_info", "jobid": 1, "name": "a"},
+            {"level": "job_error", "jobid": 1, "log_tails": [tail]},
+            {"level": "job_info", "jobid": 1, "name": "a"},
+        ],
+    )
+    extra = state.jobs["1"]["extra"]
+    assert "log_tails" not in extra and extra["attempts"][0]["log_tails"] == [tail]

@@ -127,7 +127,7 @@ def test_snakemake_run_page_has_metadata_rules_graph_failures_jobs_timeline(clie
     assert "--config fail_sample=B" in html and "Snakemake 9.27.1" in html
     assert "/home/user/project/runs/panoptes_failure_printshellcmds" in html
     # per-rule progress: make_sample 3/3, process 2 done + 1 failed
-    rules = html[html.index('id="run-rules"') : html.index('id="run-graph"')]
+    rules = html[html.index('id="run-rules"') : html.index('class="jobs-section"')]
     assert re.search(r">make_sample</a>.*?<td class=\"num\">3</td>", rules, re.S)
     assert re.search(r">process</a>.*?failed-count\">1</td>", rules, re.S)
     # the rule graph: four rules, three links, states from the jobs
@@ -148,11 +148,16 @@ def test_snakemake_run_page_has_metadata_rules_graph_failures_jobs_timeline(clie
 def test_nextflow_run_page_has_process_progress_failures_and_resource_plots(client, filled):
     html = page(client, f"/workflow/{filled['nextflow_multi']}")
     assert "Progress by process" in html and "All processes" in html
+    # The run is Done: its three failed tasks were ignored, as Nextflow says, not failures.
     failed = html[html.index('id="run-failed"') : html.index('id="run-rules"')]
-    assert "Failed jobs" in failed  # the run is Done: its failures were ignored
-    assert failed.count('class="failed-job"') == 3
-    assert "exit code 3" in failed and "IGNORE" in failed
-    assert "/1d/3d21ac9f11edbca56e0e01b9dd0932/.command.err" in failed
+    assert 'class="failures" hidden' in failed and 'class="failed-job"' not in failed
+    assert "<b>3</b><span>ignored</span>" in html and "<b>0</b><span>failed</span>" in html
+    rules = html[html.index('id="run-rules"') : html.index('class="jobs-section"')]
+    assert "+3 ignored" in rules
+    # A task's heading does not repeat its process name.
+    jobs = html[html.index('id="run-jobs"') :]
+    assert 'stress_and_fail <span class="muted">3</span>' in jobs
+    assert "stress_and_fail (3)" not in jobs
     resources = html[html.index('id="run-resources"') : html.index('id="run-meta"')]
     assert resources.count('class="box-figure"') == 5
     assert "Nextflow's own statistics" in resources
@@ -175,9 +180,9 @@ def test_resource_plots_from_job_rows_when_nextflow_sent_no_metrics(client, fill
 
 def test_job_table_filters_sorts_and_survives_bad_arguments(client, filled):
     url = f"/workflow/{filled['nextflow_multi']}"
-    errors = page(client, url + "?status=Error")
-    assert errors.count('<span class="badge s-error">Error</span>') == 3
-    assert "Page 1 of 1 · 3 jobs" in errors
+    ignored = page(client, url + "?status=Ignored")
+    assert ignored.count('<span class="badge s-ignored">Ignored</span>') == 3
+    assert "Page 1 of 1 · 3 jobs" in ignored
     one_rule = page(client, url + "?rule=stress_2cpu")
     assert "Page 1 of 1 · 4 jobs" in one_rule
     by_duration = page(client, url + "?sort=duration&dir=desc")
@@ -188,7 +193,7 @@ def test_job_table_filters_sorts_and_survives_bad_arguments(client, filled):
 
 def test_job_page_shows_everything_known(client, filled):
     html = page(client, f"/workflow/{filled['nextflow_multi']}/job/6")
-    assert "<title>Error · stress_and_fail #6" in html
+    assert "<title>Ignored · stress_and_fail #6" in html
     assert "exit code 1" in html and "stress -c 1 -t 1" in html
     assert "IGNORE" in html and "nextflow/stress" in html
     assert "/home/salenda/Programs/nextflow/nf-work/1d/3d21ac9f11edbca56e0e01b9dd0932" in html
