@@ -257,14 +257,14 @@ class RuleProgress:
     @property
     def state(self) -> str:
         """One word for the rule as a whole: failed, running, done, pending, not-run (the run
-        ended before any of its jobs started) or idle (no job yet)."""
+        ended before some of its jobs started) or idle (no job yet)."""
         if self.failed:
             return "failed"
         if self.running:
             return "running"
         if self.total and self.done + self.ignored == self.total:
             return "done"
-        if self.total and self.not_run + self.aborted == self.total:
+        if self.not_run and not self.pending:
             return "not-run"
         return "pending" if self.total else "idle"
 

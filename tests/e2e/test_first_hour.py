@@ -76,7 +76,7 @@ def test_a_keep_going_failure_counts_every_planned_job_and_tells_why(
     assert "Planned but never run: all (1), count (1), report (1)." in rules
     assert "<b>3</b><span>not run</span>" in html
     graph = html[html.index('id="run-graph"') : html.index('class="jobs-section"')]
-    assert graph.count('class="node state-not-run"') == 2  # report and all
+    assert graph.count('class="node state-not-run"') == 3  # count, report and all
     assert "no job yet" not in graph.split("</svg>")[0]
 
     job_page = page(live_hub.url, f"/workflow/{workflow['id']}/job/{failed['jobid']}")

@@ -1,0 +1,61 @@
+"""The run and job pages of real Snakemake 9 runs, in headless Chromium, with screenshots
+in ``test-artifacts/screenshots/`` (look at them).
+
+The browser set-up is ``test_browser.py``'s; the runs are made as in
+``tests/e2e/test_plugin_snakemake.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveHub
+from tests.e2e.test_plugin_snakemake import run_snakemake, workdir, workflow_named  # noqa: F401
+
+from .test_browser import browser, expect, new_page, shot  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveHub, dict[str, str]]]:
+    folder = tmp_path_factory.mktemp("browser-runs")
+    live_hub = LiveHub(f"sqlite:///{folder / 'hub.db'}", folder / "hub.log").start()
+    try:
+        yield live_hub, {}
+    finally:
+        live_hub.stop()
+
+
+def test_a_keep_going_failure_shows_the_plan_and_the_log_tail(
+    hub,
+    new_page,  # noqa: F811
+    workdir: Path,  # noqa: F811
+) -> None:
+    live_hub, _ = hub
+    result = run_snakemake(
+        workdir, live_hub.url, "keep-going", "--keep-going", "--config", "fail_sample=B"
+    )
+    assert result.returncode == 1
+    run_id = workflow_named(live_hub.url, "keep-going")["id"]
+    page = new_page()
+    page.goto(f"{live_hub.url}/workflow/{run_id}")
+    expect(page.locator("#run-failed h2")).to_have_text("Why it failed")
+    tail = page.locator("#run-failed details.log-tail")
+    expect(tail.locator("summary")).to_have_text(str(workdir / "logs" / "trim" / "B.log"))
+    expect(tail.locator("pre")).to_have_text("trim: corrupt input for B")
+    expect(page.locator("ul.stats")).to_contain_text("3not run")
+    count_row = page.locator("#run-rules tr", has_text="count")
+    expect(count_row.locator("td.num").last).to_have_text("4")
+    expect(page.locator("#not-run")).to_have_text(
+        "Planned but never run: all (1), count (1), report (1)."
+    )
+    expect(page.locator("svg.rulegraph g.node.state-not-run")).to_have_count(3)
+    shot(page, "run-snakemake-keep-going")
+    page.click("#run-failed .failed-job h3 a")
+    expect(page.locator("main")).to_contain_text("200 MB")
+    expect(page.locator("main")).to_contain_text("trim: corrupt input for B")
+    shot(page, "job-snakemake-keep-going")
