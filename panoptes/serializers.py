@@ -111,6 +111,8 @@ class WorkflowList(BaseModel):
 
 class JobList(BaseModel):
     count: int
+    # The following page (with ``limit``), else null.
+    next: str | None = None
     jobs: list[JobOut]
 
 
