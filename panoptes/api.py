@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
 
@@ -22,6 +23,16 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_OFFSET = 2**31 - 1
+# Jobs read per query while streaming every job of a run: memory stays flat at any size.
+STREAM_CHUNK = 1000
+
+
+def _case_insensitive(values: Any, choices: list[str]) -> Any:
+    """Status values in any case (``done``, ``no execution``) as the API spells them."""
+    if not isinstance(values, list):
+        return values
+    canonical = {choice.lower(): choice for choice in choices}
+    return [canonical.get(v.strip().lower(), v) if isinstance(v, str) else v for v in values]
 
 
 class Page(BaseModel):
@@ -36,10 +47,22 @@ class WorkflowQuery(Page):
     status: list[WorkflowStatus] | None = None
     q: str | None = Field(default=None, max_length=255)
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_any_case(cls, value: Any) -> Any:
+        return _case_insensitive(value, [s.value for s in WorkflowStatus])
+
 
 class JobQuery(Page):
+    # No limit: every job (panoptes' answer), streamed.
+    limit: int | None = Field(default=None, ge=1)  # type: ignore[assignment]
     status: list[JobStatus] | None = None
     name: str | None = Field(default=None, max_length=255)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_any_case(cls, value: Any) -> Any:
+        return _case_insensitive(value, [s.value for s in JobStatus])
 
 
 class RenameIn(BaseModel):
@@ -64,8 +87,9 @@ def _parse(model: type[ModelT], data: Any) -> ModelT:
         parsed = model.model_validate(data)
     except ValidationError as error:
         raise ApiError.from_validation(error) from None
-    if isinstance(parsed, Page) and parsed.limit > current_app.config["API_MAX_LIMIT"]:
-        raise ApiError(400, f"limit must be at most {current_app.config['API_MAX_LIMIT']}.")
+    if isinstance(parsed, Page) and parsed.limit is not None:
+        # A page larger than allowed is cut to the largest, as panoptes does, not refused.
+        parsed.limit = min(parsed.limit, current_app.config["API_MAX_LIMIT"])
     return parsed
 
 
@@ -159,7 +183,11 @@ def delete_workflow(workflow_id: str) -> Response:
 
 @bp.get("/workflow/<workflow_id>/jobs")
 def list_jobs(workflow_id: str) -> Response:
-    """A run's jobs in arrival order, filtered by status and name (rule/process)."""
+    """A run's jobs in arrival order, filtered by status and name (rule/process).
+
+    Without ``limit``, every job, streamed in chunks (as panoptes answers, with flat memory);
+    with it, one page, whose ``next`` (and ``Link: rel="next"``) names the following one.
+    """
     workflow = _workflow_or_404(workflow_id)
     params = _parse(JobQuery, _query_args())
     query = select(Job).where(Job.workflow_pk == workflow.pk)
@@ -168,8 +196,50 @@ def list_jobs(workflow_id: str) -> Response:
     if params.name:
         query = query.where(Job.name == params.name)
     total = _count(query)
+    if params.limit is None:
+        return Response(
+            stream_with_context(_stream_jobs(query, total, params.offset, workflow.id)),
+            mimetype="application/json",
+        )
     rows = db.session.scalars(query.order_by(Job.pk).limit(params.limit).offset(params.offset))
-    return jsonify(count=total, jobs=[serializers.job(j, workflow.id) for j in rows])
+    following = params.offset + params.limit
+    next_url = None
+    if following < total:
+        args: dict[str, Any] = {
+            **request.args.to_dict(),
+            "offset": following,
+            "limit": params.limit,
+        }
+        next_url = url_for("api.list_jobs", workflow_id=workflow.id, _external=True, **args)
+    answer = jsonify(
+        count=total, next=next_url, jobs=[serializers.job(j, workflow.id) for j in rows]
+    )
+    if next_url is not None:
+        answer.headers["Link"] = f'<{next_url}>; rel="next"'
+    return answer
+
+
+def _stream_jobs(query: Select[Any], total: int, offset: int, workflow_id: str) -> Iterator[str]:
+    """``{"count", "next": null, "jobs": [...]}`` written a chunk of jobs at a time; chunks
+    after the first start past the last primary key sent, so no query skips rows."""
+    dumps = current_app.json.dumps
+    yield f'{{"count":{total},"next":null,"jobs":['
+    first = True
+    last_pk: int | None = None
+    while True:
+        chunk = query.order_by(Job.pk).limit(STREAM_CHUNK)
+        chunk = chunk.offset(offset) if last_pk is None else chunk.where(Job.pk > last_pk)
+        rows = db.session.scalars(chunk).all()
+        if not rows:
+            break
+        parts = [dumps(serializers.job(job, workflow_id)) for job in rows]
+        yield ("" if first else ",") + ",".join(parts)
+        first = False
+        last_pk = rows[-1].pk
+        db.session.expunge_all()  # rows already sent are not kept
+        if len(rows) < STREAM_CHUNK:
+            break
+    yield "]}"
 
 
 @bp.get("/workflow/<workflow_id>/job/<job_id>")
