@@ -129,6 +129,7 @@ class Workflow(Base):
 
     __table_args__ = (
         Index("ix_workflows_created_pk", "created_at", "pk"),
+        Index("ix_workflows_started_pk", "started_at", "pk"),
         Index("ix_workflows_status_updated", "status", "updated_at"),
     )
 

@@ -281,3 +281,42 @@ def test_a_live_run_shows_its_running_jobs(client):
     assert "running for" in html and '<span class="badge s-running">Running</span>' in html
     assert 'class="job s-running"' in html  # the running job's bar reaches "now"
     assert "Mark cancelled" in html
+
+
+def test_sorting_follows_the_headers(client):
+    """ "Started" is when the run started (a spool sent late lands where it belongs), "Job"
+    is the job id as a number, and rules follow the rule graph, in the table, the timeline
+    and the resource charts alike."""
+    send = flask_sender(client)
+    recent = create_snakemake(send, "recent")
+    send_event(send, recent, {"level": "workflow_started", "timestamp": 1_900_000_000})
+    late = create_snakemake(send, "sent-late")  # arrives last, started long before
+    send_event(send, late, {"level": "workflow_started", "timestamp": 1_800_000_000})
+    assert run_names(page(client, "/"))[:2] == ["recent", "sent-late"]
+    assert run_names(page(client, "/?sort=started&dir=asc"))[-2:] == ["sent-late", "recent"]
+
+    graph = {
+        "nodes": [{"rule": "all"}, {"rule": "zeta_first"}, {"rule": "alpha_second"}],
+        "links": [{"source": 1, "target": 2}, {"source": 2, "target": 0}],
+    }
+    send_event(send, recent, {"level": "rulegraph", "rulegraph": graph})
+    for jobid, rule in ((10, "alpha_second"), (2, "zeta_first"), (1, "zeta_first"), (3, "all")):
+        send_event(
+            send,
+            recent,
+            {"level": "job_info", "jobid": jobid, "name": rule, "timestamp": 1_900_000_000 + jobid},
+        )
+        send_event(
+            send, recent, {"level": "job_finished", "jobid": jobid, "timestamp": 1_900_000_100}
+        )
+    html = page(client, f"/workflow/{recent}")
+    jobs = re.findall(r'<td class="mono"><a href="[^"]+/job/(\d+)">', html)
+    assert jobs == ["1", "2", "3", "10"]
+    assert re.findall(r'/job/(\d+)">', page(client, f"/workflow/{recent}?sort=id&dir=desc"))[
+        :4
+    ] == ["10", "3", "2", "1"]
+    rules = html[html.index('id="run-rules"') : html.index('id="run-graph"')]
+    assert re.findall(r'#jobs">(\w+)</a></td>', rules) == ["zeta_first", "alpha_second", "all"]
+    timeline = html[html.index('id="run-timeline"') : html.index('id="run-resources"')]
+    rows = [timeline.index(name) for name in ("zeta_first", "alpha_second", "all")]
+    assert rows == sorted(rows)

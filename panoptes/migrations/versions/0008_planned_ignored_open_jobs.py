@@ -1,4 +1,5 @@
-"""workflows: planned jobs without a row, Ignored tasks, the keys of unfinished jobs
+"""workflows: planned jobs without a row, Ignored tasks, the keys of unfinished jobs, an
+index to list runs by their start
 
 Revision ID: 0008
 Revises: 0007
@@ -18,9 +19,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("n_ignored", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("n_unseen", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("open_jobs", sa.JSON(none_as_null=True), nullable=True))
+    # The runs list sorts by when runs started.
+    op.create_index("ix_workflows_started_pk", "workflows", ["started_at", "pk"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_workflows_started_pk", table_name="workflows")
     with op.batch_alter_table("workflows") as batch:
         batch.drop_column("open_jobs")
         batch.drop_column("n_unseen")
