@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import shlex
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from . import coerce
@@ -298,6 +299,26 @@ def config_overrides(command: str | None) -> dict[str, str] | None:
     return values or None
 
 
+def default_name(workdir: str | None, command: str | None) -> str | None:
+    """A name for a run nobody named: its working directory's name, and the targets if the
+    command line starts with them (``snakemake out/a.txt --cores 4`` in ``proj``:
+    ``proj: out/a.txt``)."""
+    base = PurePath(workdir.rstrip("/")).name if workdir and workdir.strip("/") else ""
+    if not base:
+        return None
+    targets: list[str] = []
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        words = []
+    for word in words[1:]:
+        if word.startswith("-"):
+            break
+        targets.append(word)
+    name = f"{base}: {' '.join(targets)}" if targets else base
+    return coerce.text(name, limit=255)
+
+
 def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     text = coerce.text(msg.get("msg")) or ""
     exception = coerce.text(msg.get("exception"), limit=255) or ""
@@ -375,15 +396,17 @@ def _workflow_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) 
     overrides = config_overrides(command)
     if overrides:
         extra["config_overrides"] = overrides
+    work_dir = coerce.text(msg.get("workdir"))
+    name = coerce.text(msg.get("name"), limit=255) or default_name(work_dir, command)
     return [
         WorkflowInfo(
             at=at,
-            name=coerce.text(msg.get("name"), limit=255),
+            name=name,
             started_at=at,
             user=coerce.text(msg.get("user"), limit=255),
             host=coerce.text(msg.get("host"), limit=255),
             command_line=command,
-            work_dir=coerce.text(msg.get("workdir")),
+            work_dir=work_dir,
             project=coerce.text(msg.get("snakefile")),
             engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
             config=safe(config) if config is not None else None,
@@ -433,6 +456,7 @@ def create_info(body: dict[str, Any], received_at: datetime) -> WorkflowInfo:
     overrides = config_overrides(command)
     return WorkflowInfo(
         at=received_at,
+        name=default_name(coerce.text(body.get("workdir")), command),
         started_at=received_at,
         command_line=command,
         extra={"config_overrides": overrides} if overrides else None,

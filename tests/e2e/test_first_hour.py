@@ -153,3 +153,23 @@ def test_a_retried_job_keeps_its_failed_attempt(
     assert first["log_tails"][0]["text"] == "count: transient failure for C"
     job_page = page(live_hub.url, f"/workflow/{workflow['id']}/job/{count['jobid']}")
     assert "Earlier attempts" in job_page and "count: transient failure for C" in job_page
+
+
+def test_an_unnamed_run_is_named_after_its_directory_and_prints_its_url(
+    live_hub: LiveHub,
+    workdir: Path,  # noqa: F811
+) -> None:
+    command = [
+        word
+        for word in snakemake_command(live_hub.url, "unused")
+        if word not in ("--logger-panoptes-name", "unused")
+    ]
+    command.insert(1, "data/counts/A.tsv")  # a target, before the options
+    result = subprocess.run(
+        command, cwd=workdir, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    wait_projected(live_hub.url)
+    [run] = requests.get(f"{live_hub.url}/api/workflows", timeout=10).json()["workflows"]
+    assert run["name"] == f"{workdir.name}: data/counts/A.tsv"
+    assert f"[panoptes] this run on the hub: {live_hub.url}/workflow/{run['id']}" in result.stderr

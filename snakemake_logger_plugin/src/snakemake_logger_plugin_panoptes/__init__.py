@@ -58,7 +58,10 @@ class LogHandlerSettings(LogHandlerSettingsBase):
     )
     name: Optional[str] = field(
         default=None,
-        metadata={"help": "A human-readable run name shown by the hub. Default: none."},
+        metadata={
+            "help": "A human-readable run name shown by the hub. "
+            "Default: the working directory's name."
+        },
     )
     timeout: float = field(
         default=10.0,
