@@ -222,7 +222,11 @@ def kill_during_projection(tmp_path, database_url):
             for run in range(runs):
                 for batch in range(batches):
                     events = [
-                        {"event_id": f"{batch}-{i}", "level": level, "jobid": batch * per_batch + i}
+                        {
+                            "event_id": f"{batch}-{i}-{level}",
+                            "level": level,
+                            "jobid": batch * per_batch + i,
+                        }
                         for i in range(per_batch)
                         for level in ("job_info", "job_finished")
                     ]
