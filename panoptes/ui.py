@@ -29,7 +29,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from . import charts, dashboard, engines, live, serializers, store
+from . import charts, dashboard, efficiency, engines, live, serializers, store
 from .config import Staleness, stale_after
 from .extensions import db
 from .models import Job, utcnow
@@ -286,10 +286,11 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         descending=_descending(args, False),
         page=_page_number(args.get("page")),
     )
+    summary = dashboard.summary(run, stale)
     return render_template(
         "workflow.html",
         run=run,
-        summary=dashboard.summary(run, stale),
+        summary=summary,
         rules=rules,
         jobs=jobs,
         job_filter={
@@ -301,6 +302,10 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         job_statuses=[s.value for s in JobStatus],
         failed=dashboard.failed_jobs(run) if run.n_error else [],
         not_run=dashboard.not_run(rules),
+        fit=efficiency.for_run(run),
+        fit_history=efficiency.across_runs(run),
+        cpu_hours=efficiency.cpu_hours(run),
+        eta=efficiency.eta_seconds(run, summary.jobs_done, summary.jobs_total, utcnow()),
         graph=charts.rule_graph(run.dag, dashboard.rule_states(rules)) if run.dag else None,
         timeline=dashboard.timeline(run, rules),
         timeline_limit=dashboard.TIMELINE_JOB_LIMIT,

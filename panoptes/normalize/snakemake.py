@@ -7,6 +7,7 @@ route): a dict with a ``level`` and level-specific keys. See ../shared/protocols
 from __future__ import annotations
 
 import ast
+import math
 import shlex
 from datetime import datetime
 from pathlib import PurePath
@@ -33,6 +34,7 @@ _JOB_LEVEL_ERRORS = ("RuleException", "CalledProcessError")
 _RESOURCE_NAMES_HIDDEN = frozenset({"_cores", "_nodes"})
 # Snakemake's exit status when a run fails or is interrupted (it never reports it itself).
 FAILED_EXIT_STATUS = 1
+_MIB = 1024 * 1024  # Snakemake's benchmark "MB" are psutil bytes / 1024²
 _LOG_TAILS_KEPT = 8
 _LOG_TAIL_CHARS = 32 * 1024
 
@@ -219,11 +221,35 @@ def _job_info(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[
     ]
 
 
+def benchmark_usage(value: Any) -> dict[str, Any]:
+    """Job columns from a Snakemake benchmark measurement as our plugin sends it
+    (``s``, ``max_rss`` and ``io_in``/``io_out`` in MB, ``cpu_time`` in seconds)."""
+    usage = coerce.mapping(value) or {}
+
+    def number(name: str) -> float | None:
+        raw = usage.get(name)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return float(raw) if math.isfinite(raw) and raw >= 0 else None
+
+    seconds, rss = number("s"), number("max_rss")
+    cpu_time, read, written = number("cpu_time"), number("io_in"), number("io_out")
+    fields: dict[str, Any] = {
+        "realtime_ms": round(seconds * 1000) if seconds is not None else None,
+        "peak_rss": round(rss * _MIB) if rss is not None else None,
+        "read_bytes": round(read * _MIB) if read is not None else None,
+        "write_bytes": round(written * _MIB) if written is not None else None,
+        "pcpu": round(100 * cpu_time / seconds, 1) if cpu_time is not None and seconds else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None and v < coerce.INT64_MAX}
+
+
 def _job_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     key = _job_key(msg.get("jobid", msg.get("job_id")))
     if key is None:
         return [Heartbeat(at=at)]
-    return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields={"completed_at": at})]
+    fields = {"completed_at": at, **benchmark_usage(msg.get("benchmark_usage"))}
+    return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields=fields)]
 
 
 def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:

@@ -173,3 +173,36 @@ def test_an_unnamed_run_is_named_after_its_directory_and_prints_its_url(
     [run] = requests.get(f"{live_hub.url}/api/workflows", timeout=10).json()["workflows"]
     assert run["name"] == f"{workdir.name}: data/counts/A.tsv"
     assert f"[panoptes] this run on the hub: {live_hub.url}/workflow/{run['id']}" in result.stderr
+
+
+def test_benchmarked_jobs_report_their_use_against_their_request(
+    live_hub: LiveHub,
+    workdir: Path,  # noqa: F811
+) -> None:
+    """``count`` has a ``benchmark:`` file: the plugin sends what it measured, and the run
+    page compares it with the rule's request, for this run and the pipeline's last runs."""
+    for name, extra in (("bench-1", ()), ("bench-2", ("--forceall",))):
+        result = run_snakemake(workdir, live_hub.url, name, *extra)
+        assert result.returncode == 0, result.stderr
+    workflow = workflow_named(live_hub.url, "bench-2")
+    jobs = jobs_of(live_hub.url, workflow["id"])
+    for sample in ("A", "B", "C", "D"):
+        count = jobs[("count", sample)]
+        assert count["realtime_ms"] is not None and count["realtime_ms"] >= 200  # sleeps 0.2 s
+        assert count["peak_rss"] is not None and count["peak_rss"] > 0
+    assert jobs[("trim", "A")]["realtime_ms"] is None  # no benchmark: no usage
+
+    html = page(live_hub.url, f"/workflow/{workflow['id']}")
+    fit = html[html.index('id="fit-run"') : html.index("</table>", html.index('id="fit-run"'))]
+    [row] = [r for r in fit.split("<tr>") if '<td class="name">count</td>' in r]
+    cells = [c.split("</td>")[0] for c in row.split('<td class="num">')[1:]]
+    # jobs, CPUs (asked, used, fit, suggested), memory and time (asked, p95, fit, suggested)
+    assert cells[0] == "4" and cells[1] == "2"  # four jobs asking for 2 threads each
+    assert cells[5] == "144.0 MiB"  # mem_mb=150, as Snakemake turns it into MiB
+    assert cells[6].endswith("MiB") and cells[7].endswith("%") and cells[8].endswith("MiB")
+    assert cells[9] == "1m 00s" and cells[11].endswith("%")  # runtime=1 asked
+    assert cells[12] == "1m 00s"  # a sleep of 0.2 s: the smallest suggestion, 1 min
+    history = html[html.index('id="fit-history"') :]
+    assert "The last 2 successful runs of this pipeline" in html
+    assert '<td class="name">count</td><td class="num">8</td>' in history
+    assert 'id="cpu-hours"' in html

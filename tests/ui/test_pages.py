@@ -320,3 +320,31 @@ def test_sorting_follows_the_headers(client):
     timeline = html[html.index('id="run-timeline"') : html.index('id="run-resources"')]
     rows = [timeline.index(name) for name in ("zeta_first", "alpha_second", "all")]
     assert rows == sorted(rows)
+
+
+def test_nextflow_requests_against_use_cpu_hours(client, filled):
+    html = page(client, f"/workflow/{filled['nextflow_multi']}")
+    fit = html[html.index('id="fit-run"') :]
+    fit = fit[: fit.index("</table>")]
+    [row] = [r for r in fit.split("<tr>") if '<td class="name">stress_2cpu</td>' in r]
+    cells = [c.split("</td>")[0] for c in row.split('<td class="num">')[1:]]
+    # 4 tasks asking for 2 CPUs: the fit is the mean CPUs used over those asked.
+    assert cells[0] == "4" and cells[1] == "2" and cells[4] == "2"
+    assert abs(int(cells[3].rstrip("%")) - 100 * float(cells[2]) / 2) < 1  # rounding
+    assert 50 <= int(cells[3].rstrip("%")) <= 100
+    assert 'id="cpu-hours"' in html
+
+
+def test_eta_from_the_pace_so_far():
+    from datetime import datetime
+
+    from panoptes import efficiency
+    from panoptes.models import Workflow
+
+    start = datetime(2026, 12, 7, 6, 0)
+    run = Workflow(status="Running", started_at=start)
+    now = datetime(2026, 12, 7, 6, 10)
+    assert efficiency.eta_seconds(run, done=5, total=15, now=now) == 1200.0
+    assert efficiency.eta_seconds(run, done=0, total=15, now=now) is None
+    run.status = "Done"
+    assert efficiency.eta_seconds(run, done=5, total=15, now=now) is None

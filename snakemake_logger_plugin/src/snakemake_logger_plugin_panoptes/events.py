@@ -61,6 +61,34 @@ LOG_TAIL_BYTES = 32 * 1024
 LOG_TAIL_FILES = 8
 
 
+# Columns of a Snakemake benchmark file kept as the job's usage (numbers; "NA" is skipped).
+BENCHMARK_COLUMNS = ("s", "max_rss", "max_vms", "io_in", "io_out", "mean_load", "cpu_time")
+
+
+def read_benchmark(path: Path) -> dict[str, JSONValue] | None:
+    """The last measurement of a ``benchmark:`` file (Snakemake writes one line per repeat):
+    seconds, peak memory in MB, I/O in MB, CPU load and time. None when it cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1000]
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    header = lines[0].split("\t")
+    values = lines[-1].split("\t")
+    usage: dict[str, JSONValue] = {}
+    for name, raw in zip(header, values, strict=False):
+        if name not in BENCHMARK_COLUMNS:
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            usage[name] = number
+    return usage or None
+
+
 def log_tail(
     path: Path, max_lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_BYTES
 ) -> dict[str, JSONValue] | None:
@@ -194,6 +222,8 @@ class RecordConverter:
         # JOB_ERROR, which has neither the text nor the exit status; kept to join them.
         self._rule_errors: deque[str] = deque(maxlen=16)
         self.workdir: str | None = None
+        # Benchmark files of running jobs, read when they finish.
+        self._benchmarks: dict[str, str] = {}
 
     def convert(self, record: logging.LogRecord) -> list[Event]:
         """Return the events for one record (usually zero or one)."""
@@ -286,6 +316,11 @@ class RecordConverter:
     def _on_job_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         jobid = _jobid(_attr(record, "jobid"))
         self._last_job_info = jobid
+        benchmark = to_plain(_attr(record, "benchmark"))
+        if isinstance(benchmark, list):
+            benchmark = benchmark[0] if benchmark else None
+        if isinstance(benchmark, str) and benchmark and len(self._benchmarks) < 100_000:
+            self._benchmarks[str(jobid)] = benchmark
         return {
             "level": "job_info",
             "jobid": jobid,
@@ -325,7 +360,17 @@ class RecordConverter:
         jobid = _attr(record, "job_id")
         if jobid is None:
             jobid = _attr(record, "jobid")
-        return {"level": "job_finished", "jobid": _jobid(jobid)}
+        body: dict[str, JSONValue] = {"level": "job_finished", "jobid": _jobid(jobid)}
+        benchmark = self._benchmarks.pop(str(_jobid(jobid)), None)
+        if benchmark is not None:
+            usage = read_benchmark(self._absolute(benchmark))
+            if usage is not None:
+                body["benchmark_usage"] = usage
+        return body
+
+    def _absolute(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.workdir or ".").absolute() / path
 
     def _on_job_error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         rule_msg = _attr(record, "rule_msg")
@@ -355,10 +400,7 @@ class RecordConverter:
         for name in logs[:LOG_TAIL_FILES]:
             if not isinstance(name, str) or not name:
                 continue
-            path = Path(name)
-            if not path.is_absolute():
-                path = Path(self.workdir or ".").absolute() / path
-            tail = log_tail(path)
+            tail = log_tail(self._absolute(name))
             if tail is not None:
                 tails.append(tail)
         return tails
