@@ -73,7 +73,7 @@ def test_a_keep_going_failure_counts_every_planned_job_and_tells_why(
     rules = html[html.index('id="run-rules"') : html.index('class="jobs-section"')]
     # count: 3 done and 1 not run, of 4 planned; report and all: 1 not run each.
     assert 'aria-label="3 of 4 done"' in rules
-    assert "Planned but never run: all (1), count (1), report (1)." in rules
+    assert "Planned but never run: count (1), report (1), all (1)." in rules
     assert "<b>3</b><span>not run</span>" in html
     graph = html[html.index('id="run-graph"') : html.index('class="jobs-section"')]
     assert graph.count('class="node state-not-run"') == 3  # count, report and all

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import LiveHub
 from tests.e2e.test_plugin_snakemake import run_snakemake, workdir, workflow_named  # noqa: F401
@@ -51,7 +52,7 @@ def test_a_keep_going_failure_shows_the_plan_and_the_log_tail(
     count_row = page.locator("#run-rules tr", has_text="count")
     expect(count_row.locator("td.num").last).to_have_text("4")
     expect(page.locator("#not-run")).to_have_text(
-        "Planned but never run: all (1), count (1), report (1)."
+        "Planned but never run: count (1), report (1), all (1)."
     )
     expect(page.locator("svg.rulegraph g.node.state-not-run")).to_have_count(3)
     shot(page, "run-snakemake-keep-going")
@@ -59,3 +60,34 @@ def test_a_keep_going_failure_shows_the_plan_and_the_log_tail(
     expect(page.locator("main")).to_contain_text("200 MB")
     expect(page.locator("main")).to_contain_text("trim: corrupt input for B")
     shot(page, "job-snakemake-keep-going")
+
+
+def test_the_runs_table_keeps_its_progress_at_phone_width(hub, new_page) -> None:  # noqa: F811
+    live_hub, _ = hub
+    created = requests.get(
+        f"{live_hub.url}/create_workflow", params={"workflow_id": "on-the-phone"}, timeout=10
+    ).json()["id"]
+    events = [
+        {"event_id": "p1", "level": "progress", "done": 3, "total": 8, "timestamp": 1},
+        {"event_id": "p2", "level": "job_info", "jobid": 1, "name": "a", "timestamp": 1},
+    ]
+    answer = requests.post(
+        f"{live_hub.url}/api/snakemake/events",
+        json={"workflow_id": created, "events": events},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    live_hub.projected()
+    page = new_page(viewport={"width": 420, "height": 800})
+    page.goto(live_hub.url + "/")
+    rows = page.locator("tr.run-row")
+    assert rows.count() >= 1
+    wrap = page.locator(".table-wrap").bounding_box()
+    assert wrap is not None
+    right = wrap["x"] + wrap["width"]
+    for part in (".progress svg.bar", ".progress-text"):
+        box = rows.first.locator(part).bounding_box()
+        assert box is not None and box["width"] >= 40, (part, box)
+        assert box["x"] + box["width"] <= right, f"{part} is cut off at 420 px"
+    expect(rows.first.locator(".progress-text")).to_contain_text("3/8")
+    shot(page, "runs-420px")
