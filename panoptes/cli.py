@@ -45,9 +45,10 @@ Routes:
 
 
 _COMMAND_KEY = "panoptes.command"
-# Commands that may make a database where there is none; the others refuse to, so one typed
-# in the wrong directory does not quietly answer from a new, empty database.
-_CREATES_DATABASE = frozenset({None, "db"})
+# Commands that may make a database where there is none (the hub, migrations, and waiting for
+# one at a container's start); the others refuse to, so one typed in the wrong directory does
+# not quietly answer from a new, empty database.
+_CREATES_DATABASE = frozenset({None, "db", "wait-db"})
 
 
 def shown_url(url: str) -> str:
@@ -206,7 +207,7 @@ for _command in (
     main.add_command(_command)
 
 
-@main.command("send-spool")
+@main.command("send-spool", with_appcontext=False)  # a client command: no database
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--address", required=True, help="URL of the hub, e.g. http://127.0.0.1:5000.")
 @click.option(

@@ -62,7 +62,7 @@ def test_a_database_of_the_0_1_0_release_is_upgraded_in_place_and_reads_back_the
     assert nightly == old_nightly  # the finished run's id is reused, as before the upgrade
     # A rebuild from its log gives the same runs (the statuses of the one restarted aside).
     # Fields whose rules came after 0.1.0 (ignored tasks, exit status and planned jobs of a
-    # failed Snakemake run) are what a rebuild adds.
+    # failed Snakemake run, the name of an unnamed run) are what a rebuild adds.
     later_rules = {"jobs_failed", "jobs_ignored", "jobs_not_run", "exit_status"}
     before = client.get("/api/workflows?limit=1000").get_json()
     assert client.application.test_cli_runner().invoke(args=["reindex"]).exit_code == 0
@@ -71,4 +71,8 @@ def test_a_database_of_the_0_1_0_release_is_upgraded_in_place_and_reads_back_the
     for rebuilt, upgraded in zip(after["workflows"], before["workflows"], strict=True):
         for field in later_rules:
             del rebuilt[field], upgraded[field]
+        if upgraded["name"] == upgraded["id"] != rebuilt["name"]:
+            # Unnamed: now named after its directory, as the create request gave it.
+            assert rebuilt["name"] in json.dumps(recorded)
+            rebuilt["name"] = upgraded["name"]
         assert rebuilt == upgraded

@@ -7,6 +7,8 @@ The browser set-up is ``test_browser.py``'s; the runs are made as in
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,13 @@ import pytest
 import requests
 
 from tests.conftest import LiveHub
-from tests.e2e.test_plugin_snakemake import run_snakemake, workdir, workflow_named  # noqa: F401
+from tests.e2e.test_plugin_snakemake import (  # noqa: F401
+    run_snakemake,
+    snakemake_command,
+    wait_until,
+    workdir,
+    workflow_named,
+)
 
 from .test_browser import browser, expect, new_page, shot  # noqa: F401
 
@@ -91,3 +99,46 @@ def test_the_runs_table_keeps_its_progress_at_phone_width(hub, new_page) -> None
         assert box["x"] + box["width"] <= right, f"{part} is cut off at 420 px"
     expect(rows.first.locator(".progress-text")).to_contain_text("3/8")
     shot(page, "runs-420px")
+
+
+def test_an_interrupted_run_shows_no_failure_and_no_running_job(
+    hub,
+    new_page,  # noqa: F811
+    workdir: Path,  # noqa: F811
+) -> None:
+    live_hub, _ = hub
+    run = subprocess.Popen(
+        snakemake_command(live_hub.url, "ctrl-c", "--config", "step_seconds=30", cores=2),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def two_running() -> bool:
+            try:
+                return workflow_named(live_hub.url, "ctrl-c")["jobs_running"] >= 2
+            except (requests.RequestException, AssertionError):
+                return False
+
+        wait_until(two_running, 60, "two running jobs")
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    wait_until(
+        lambda: workflow_named(live_hub.url, "ctrl-c")["status"] == "Cancelled", 30, "Cancelled"
+    )
+    run_id = workflow_named(live_hub.url, "ctrl-c")["id"]
+    page = new_page()
+    page.goto(f"{live_hub.url}/workflow/{run_id}")
+    expect(page.locator("#run-failed")).to_be_hidden()
+    expect(page.locator("#run-ended")).to_contain_text("Cancelled:")
+    expect(page.locator("ul.stats")).to_contain_text("2aborted")
+    expect(page.locator("svg.bar .seg.running")).to_have_count(0)
+    expect(page.locator("#run-jobs .badge.s-aborted")).to_have_count(2)
+    fetch = page.locator("#run-rules tr", has_text="fetch")
+    expect(fetch.locator("td.num")).to_have_text(["0", "", "", "", "2", "2", "4"])
+    shot(page, "run-snakemake-interrupted")
