@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Self
 
-from flask import Blueprint, Request, Response, current_app, jsonify
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from flask import (
+    Blueprint,
+    Request,
+    Response,
+    current_app,
+    jsonify,
+    request,
+    stream_with_context,
+    url_for,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -23,16 +33,23 @@ from .normalize.schema import JobStatus, WorkflowStatus
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MAX_OFFSET = 2**31 - 1
+# Jobs read per query while streaming every job of a run: memory stays flat at any size.
+STREAM_CHUNK = 1000
+
+
+def _case_insensitive(values: Any, choices: list[str]) -> Any:
+    """Status values in any case (``done``, ``no execution``) as the API spells them."""
+    if not isinstance(values, list):
+        return values
+    canonical = {choice.lower(): choice for choice in choices}
+    return [canonical.get(v.strip().lower(), v) if isinstance(v, str) else v for v in values]
 
 
 class Page(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(
-        default=100,
-        ge=1,
-        description="page size (1 to PANOPTES_API_MAX_LIMIT, default 100)",
-        json_schema_extra={"maximum": DEFAULTS["API_MAX_LIMIT"]},
+        default=100, ge=1, description="page size (cut to PANOPTES_API_MAX_LIMIT, default 100)"
     )
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="rows to skip")
 
@@ -40,8 +57,9 @@ class Page(BaseModel):
     def _within_setting(self, info: ValidationInfo) -> Self:
         settings = info.context.get("settings") if isinstance(info.context, dict) else None
         most = settings["API_MAX_LIMIT"] if settings else DEFAULTS["API_MAX_LIMIT"]
-        if self.limit > most:
-            raise ApiError(400, f"limit must be at most {most}.")
+        if self.limit is not None and self.limit > most:
+            # A page larger than allowed is cut to the largest, as panoptes does, not refused.
+            self.limit = most
         return self
 
 
@@ -50,14 +68,30 @@ class WorkflowQuery(Page):
         default=None, description="engines, comma-separated"
     )
     status: list[WorkflowStatus] | None = Field(
-        default=None, description="statuses as read, comma-separated"
+        default=None, description="statuses as read, comma-separated, any case"
     )
     q: str | None = Field(default=None, max_length=255, description="case-insensitive name search")
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_any_case(cls, value: Any) -> Any:
+        return _case_insensitive(value, [s.value for s in WorkflowStatus])
+
 
 class JobQuery(Page):
-    status: list[JobStatus] | None = Field(default=None, description="statuses, comma-separated")
+    # No limit: every job (panoptes' answer), streamed.
+    limit: int | None = Field(  # type: ignore[assignment]
+        default=None, ge=1, description="page size (cut to PANOPTES_API_MAX_LIMIT); none: every job"
+    )
+    status: list[JobStatus] | None = Field(
+        default=None, description="statuses, comma-separated, any case"
+    )
     name: str | None = Field(default=None, max_length=255, description="rule or process name")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_any_case(cls, value: Any) -> Any:
+        return _case_insensitive(value, [s.value for s in JobStatus])
 
 
 class RenameIn(BaseModel):
@@ -201,7 +235,11 @@ def delete_workflow(workflow_id: str) -> Response:
     responses={200: serializers.JobList, 400: "bad query parameter", 404: "unknown id"},
 )
 def list_jobs(workflow_id: str, query: JobQuery) -> Response:
-    """A run's jobs in arrival order, filtered by status and name (rule/process)."""
+    """A run's jobs in arrival order, filtered by status and name (rule/process).
+
+    Without ``limit``, every job, streamed in chunks (as panoptes answers, with flat memory);
+    with it, one page, whose ``next`` (and ``Link: rel="next"``) names the following one.
+    """
     workflow = _workflow_or_404(workflow_id)
     statement = select(Job).where(Job.workflow_pk == workflow.pk)
     if query.status:
@@ -209,8 +247,50 @@ def list_jobs(workflow_id: str, query: JobQuery) -> Response:
     if query.name:
         statement = statement.where(Job.name == query.name)
     total = _count(statement)
+    if query.limit is None:
+        return Response(
+            stream_with_context(_stream_jobs(statement, total, query.offset, workflow.id)),
+            mimetype="application/json",
+        )
     rows = db.session.scalars(statement.order_by(Job.pk).limit(query.limit).offset(query.offset))
-    return jsonify(count=total, jobs=[serializers.job(j, workflow.id) for j in rows])
+    following = query.offset + query.limit
+    next_url = None
+    if following < total:
+        args: dict[str, Any] = {
+            **request.args.to_dict(),
+            "offset": following,
+            "limit": query.limit,
+        }
+        next_url = url_for("api.list_jobs", workflow_id=workflow.id, _external=True, **args)
+    answer = jsonify(
+        count=total, next=next_url, jobs=[serializers.job(j, workflow.id) for j in rows]
+    )
+    if next_url is not None:
+        answer.headers["Link"] = f'<{next_url}>; rel="next"'
+    return answer
+
+
+def _stream_jobs(query: Select[Any], total: int, offset: int, workflow_id: str) -> Iterator[str]:
+    """``{"count", "next": null, "jobs": [...]}`` written a chunk of jobs at a time; chunks
+    after the first start past the last primary key sent, so no query skips rows."""
+    dumps = current_app.json.dumps
+    yield f'{{"count":{total},"next":null,"jobs":['
+    first = True
+    last_pk: int | None = None
+    while True:
+        chunk = query.order_by(Job.pk).limit(STREAM_CHUNK)
+        chunk = chunk.offset(offset) if last_pk is None else chunk.where(Job.pk > last_pk)
+        rows = db.session.scalars(chunk).all()
+        if not rows:
+            break
+        parts = [dumps(serializers.job(job, workflow_id)) for job in rows]
+        yield ("" if first else ",") + ",".join(parts)
+        first = False
+        last_pk = rows[-1].pk
+        db.session.expunge_all()  # rows already sent are not kept
+        if len(rows) < STREAM_CHUNK:
+            break
+    yield "]}"
 
 
 @bp.get("/workflow/<workflow_id>/job/<job_id>")

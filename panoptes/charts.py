@@ -72,7 +72,7 @@ def status_class(status: str | None) -> str:
 
 # -- progress bars ---------------------------------------------------------------------------
 
-PROGRESS_ORDER = ("done", "failed", "running", "pending")
+PROGRESS_ORDER = ("done", "failed", "ignored", "running", "pending", "aborted", "not_run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +261,11 @@ def timeline(
     now: datetime,
     max_lanes: int = 6,
     width: float = TIMELINE_WIDTH,
+    order: Sequence[str] = (),
 ) -> Timeline | None:
-    """One row per rule/process, each job a bar from its start to its end (or ``now``), jobs
-    packed into at most ``max_lanes`` lanes per row. None when no job has started."""
+    """One row per rule/process (in ``order``, the others by first start), each job a bar
+    from its start to its end (or ``now``), jobs packed into at most ``max_lanes`` lanes per
+    row. None when no job has started."""
     if not jobs:
         return None
     start = min(job.start for job in jobs)
@@ -283,7 +285,10 @@ def timeline(
         start=start,
     )
     y = 4.0
-    for group, members in sorted(groups.items(), key=lambda item: item[1][0].start):
+    position = {name: index for index, name in enumerate(order)}
+    for group, members in sorted(
+        groups.items(), key=lambda item: (position.get(item[0], len(position)), item[1][0].start)
+    ):
         lane_ends: list[datetime] = []
         placed: list[tuple[int, TimelineJob]] = []
         for job in members:
@@ -565,6 +570,23 @@ def _layers(count: int, links: Sequence[tuple[int, int]]) -> list[int]:
         if not changed:
             break
     return layer
+
+
+def dag_order(dag: Any) -> list[str]:
+    """The rules of a rule graph in the order they run: by layer (sources first), then as
+    the engine listed them. Empty when the DAG is missing or malformed."""
+    parsed = _graph_input(dag)
+    if parsed is None:
+        return []
+    names, links = parsed
+    layer = _layers(len(names), links)
+    return [names[i] for i in sorted(range(len(names)), key=lambda i: (layer[i], i))]
+
+
+def rank_by(order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
+    """A sort key putting names in ``order`` first, in that order, then the others by name."""
+    position = {name: index for index, name in enumerate(order)}
+    return lambda name: (position.get(name, len(position)), name.lower())
 
 
 def rule_graph(dag: Any, states: Mapping[str, tuple[str, str]]) -> Graph | None:

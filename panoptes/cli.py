@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
+from flask_migrate.cli import db as migrate_group
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from . import commands as maintenance
 from . import config as configuration
 from . import create_app
+from .launcher import cli as launcher_cli
+from .notify import cli as notify_cli
 
 ROUTES_HELP = """\b
 Point your clients at http://HOST:PORT:
@@ -42,11 +51,56 @@ Routes:
 """
 
 
+_COMMAND_KEY = "panoptes.command"
+# Commands that may make a database where there is none (the hub, migrations, and waiting for
+# one at a container's start); the others refuse to, so one typed in the wrong directory does
+# not quietly answer from a new, empty database.
+_CREATES_DATABASE = frozenset({None, "db", "wait-db"})
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (None: it exists, or not SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def _database_url(params: dict[str, Any]) -> str:
+    """The database the command works on, as the app will resolve it."""
+    if params.get("db"):
+        return configuration.database_uri(params["db"])
+    return str(configuration.load(None)["SQLALCHEMY_DATABASE_URI"])
+
+
 def _app_from_cli() -> Flask:
-    params = click.get_current_context().find_root().params
+    root = click.get_current_context().find_root()
+    params = root.params
+    url = _database_url(params)
+    command = root.meta.get(_COMMAND_KEY, root.invoked_subcommand)
+    missing = _missing_sqlite_file(url)
+    if missing is not None and command not in _CREATES_DATABASE:
+        raise click.ClickException(
+            f"there is no panoptes database at {missing}. Name the hub's with --db or "
+            "PANOPTES_DATABASE_URL (or create this one with `panoptes db upgrade`)."
+        )
+    if command is not None:
+        click.echo(f"panoptes: database {shown_url(url)}", err=True)
     overrides: dict[str, Any] = {}
     if params.get("db"):
-        overrides["SQLALCHEMY_DATABASE_URI"] = configuration.database_uri(params["db"])
+        overrides["SQLALCHEMY_DATABASE_URI"] = url
     if params.get("threads") and not os.environ.get("PANOPTES_LIVE_MAX_STREAMS"):
         overrides["LIVE_MAX_STREAMS"] = max(1, params["threads"] // 2)
     if params.get("config"):
@@ -56,8 +110,47 @@ def _app_from_cli() -> Flask:
     return create_app(overrides)
 
 
+class HubGroup(FlaskGroup):
+    """Flask's command group without its generic parts (``run``, ``shell``, ``routes``,
+    ``--app``, ``--env-file``, ``--debug``): the hub has its own way to start and settings."""
+
+    _FLASK_OPTIONS = frozenset({"app", "env_file", "debug"})
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(add_default_commands=False, **extra)
+        self.params = [p for p in self.params if p.name not in self._FLASK_OPTIONS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # Remembered before anything loads the app, which then knows what it is for.
+        ctx.find_root().meta[_COMMAND_KEY] = cmd_name
+        return super().get_command(ctx, cmd_name)
+
+    def _load_plugin_commands(self) -> None:
+        """Extensions' commands (Flask-Limiter's ``limiter``) are not the hub's."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # The hub's commands are all on the group: listing them never opens a database.
+        return sorted(click.Group.list_commands(self, ctx))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a taken port with the option to change it, before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is taken (another hub?): choose another with "
+                    f"--port, e.g. --port {port + 1}."
+                ) from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
+
+
 @click.group(
-    cls=FlaskGroup,
+    cls=HubGroup,
     create_app=_app_from_cli,
     add_version_option=False,
     load_dotenv=False,
@@ -115,9 +208,16 @@ def main(
     from .launcher.inprocess import LOCK_SETTING
     from .server import prepare_metrics_dir, serve
 
+    _check_port_free(host, port)
     prepare_metrics_dir()  # before the app imports prometheus_client
 
     app = _app_from_cli()
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"panoptes: serving http://{shown_host}:{port}/ from the database "
+        f"{shown_url(app.config['SQLALCHEMY_DATABASE_URI'])}",
+        err=True,
+    )
     # One lock file per start: the hub process holding it runs the launch worker.
     descriptor, lock = tempfile.mkstemp(prefix="panoptes-launch-worker-")
     os.close(descriptor)
@@ -132,7 +232,19 @@ def main(
             os.unlink(lock)
 
 
-@main.command("send-spool")
+for _command in (
+    maintenance.reindex_command,
+    maintenance.prune_command,
+    maintenance.wait_db_command,
+    maintenance.token_group,
+    notify_cli.notify_group,
+    migrate_group,
+    *launcher_cli.COMMANDS,
+):
+    main.add_command(_command)
+
+
+@main.command("send-spool", with_appcontext=False)  # a client command: no database
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--address", required=True, help="URL of the hub, e.g. http://127.0.0.1:5000.")
 @click.option(

@@ -144,4 +144,4 @@ def register(app: Flask) -> None:
 
     for command in (reindex_command, prune_command, wait_db_command, token_group):
         app.cli.add_command(command)
-    launcher_cli.register(app)
+    launcher_cli.register(app)  # the test runner's app.cli, as for the hub's group (cli.py)

@@ -3,7 +3,7 @@
 Aggregates (counts by status, per-rule progress, resource quantiles, the timeline of a large run)
 are computed by the database with GROUP BY and window functions, so a page never loads more of a
 run's job rows into Python than one page of its job table (or a bounded timeline). Every query
-filters on an indexed prefix: ``ix_workflows_created_pk`` / ``ix_workflows_status_updated`` for
+filters on an indexed prefix: ``ix_workflows_started_pk`` / ``ix_workflows_status_updated`` for
 runs, ``ix_jobs_workflow_status`` / ``ix_jobs_workflow_name`` for one run's jobs.
 """
 
@@ -87,7 +87,9 @@ def _run_version(workflow: Workflow) -> tuple[str, int, datetime]:
 # -- runs ------------------------------------------------------------------------------------
 
 RUN_SORTS: dict[str, tuple[Any, ...]] = {
-    "started": (Workflow.created_at, Workflow.pk),
+    # When the run started (the engine's time), not when the hub heard of it: a spool sent
+    # late or a replay lands where it belongs.
+    "started": (Workflow.started_at, Workflow.pk),
     "updated": (Workflow.updated_at, Workflow.pk),
     "name": (Workflow.name, Workflow.pk),
     "status": (Workflow.status, Workflow.updated_at),
@@ -201,6 +203,7 @@ _CATEGORY = {
     JobStatus.PENDING: "pending",
     JobStatus.SUBMITTED: "pending",
     JobStatus.ABORTED: "aborted",
+    JobStatus.IGNORED: "ignored",
 }
 # Nextflow's per-process counters (progress_detail["processes"]) in the same categories.
 _NEXTFLOW_CATEGORY = {
@@ -211,6 +214,7 @@ _NEXTFLOW_CATEGORY = {
     "pending": "pending",
     "submitted": "pending",
     "aborted": "aborted",
+    "ignored": "ignored",
 }
 
 
@@ -224,29 +228,46 @@ class RuleProgress:
     running: int = 0
     pending: int = 0
     aborted: int = 0
+    ignored: int = 0
+    # Planned by the engine, never started, and the run has ended.
+    not_run: int = 0
 
     @property
     def total(self) -> int:
-        return self.done + self.failed + self.running + self.pending + self.aborted
+        return (
+            self.done
+            + self.failed
+            + self.running
+            + self.pending
+            + self.aborted
+            + self.ignored
+            + self.not_run
+        )
 
     @property
     def counts(self) -> dict[str, int]:
         return {
             "done": self.done,
             "failed": self.failed,
+            "ignored": self.ignored,
             "running": self.running,
             "pending": self.pending,
+            "aborted": self.aborted,
+            "not_run": self.not_run,
         }
 
     @property
     def state(self) -> str:
-        """One word for the rule as a whole: failed, running, done, pending or idle."""
+        """One word for the rule as a whole: failed, running, done, pending, not-run (the run
+        ended before some of its jobs started) or idle (no job yet)."""
         if self.failed:
             return "failed"
         if self.running:
             return "running"
-        if self.total and self.done == self.total:
+        if self.total and self.done + self.ignored == self.total:
             return "done"
+        if self.not_run and not self.pending:
+            return "not-run"
         return "pending" if self.total else "idle"
 
 
@@ -292,7 +313,49 @@ def rule_progress(workflow: Workflow) -> list[RuleProgress]:
             known = rules.setdefault(reported.name, RuleProgress(reported.name))
             if reported.total > known.total:
                 rules[reported.name] = reported
-    return sorted(rules.values(), key=lambda r: r.name.lower())
+    _add_planned(workflow, rules)
+    rank = charts.rank_by(rule_order(workflow))
+    return sorted(rules.values(), key=lambda r: rank(r.name))
+
+
+def rule_order(workflow: Workflow) -> list[str]:
+    """Rules/processes in the order the pipeline runs them: Snakemake's rule graph, or
+    Nextflow's own list of processes. Others follow by name."""
+    order = charts.dag_order(workflow.dag)
+    if order:
+        return order
+    detail = workflow.progress_detail if isinstance(workflow.progress_detail, dict) else {}
+    processes = detail.get("processes")
+    if not isinstance(processes, list):
+        return []
+    listed = [
+        (p.get("index") if isinstance(p.get("index"), int) else i, p["name"])
+        for i, p in enumerate(processes)
+        if isinstance(p, dict) and isinstance(p.get("name"), str)
+    ]
+    return [name for _, name in sorted(listed)]
+
+
+def planned_jobs(workflow: Workflow) -> dict[str, int]:
+    """Jobs planned per rule, as the engine said before running them (Snakemake's run_info)."""
+    planned = (workflow.extra or {}).get("planned_jobs")
+    if not isinstance(planned, dict):
+        return {}
+    return {str(k): v for k, v in planned.items() if isinstance(v, int) and v > 0}
+
+
+def _add_planned(workflow: Workflow, rules: dict[str, RuleProgress]) -> None:
+    """Planned jobs that have no row: pending while the run goes on, not run once it ended."""
+    ended = workflow.completed_at is not None
+    for name, planned in planned_jobs(workflow).items():
+        rule = rules.setdefault(name, RuleProgress(name))
+        missing = planned - rule.total
+        if missing <= 0:
+            continue
+        if ended:
+            rule.not_run += missing
+        else:
+            rule.pending += missing
 
 
 # -- one run: jobs ---------------------------------------------------------------------------
@@ -318,6 +381,8 @@ JOB_SORTS = ("id", "name", "status", "started", "duration")
 
 def _job_sort_column(sort: str) -> Any:
     return {
+        # Job ids are numbers written as text: shorter first, then as text, is numeric order.
+        "id": func.length(Job.job_key),
         "name": Job.name,
         "status": Job.status,
         "started": Job.started_at,
@@ -376,6 +441,8 @@ def jobs_page(
     order: list[Any] = []
     if column is not None:
         order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+    if sort == "id":
+        order.append(Job.job_key.desc() if descending else Job.job_key.asc())
     order.append(Job.pk.desc() if descending else Job.pk.asc())
     keys = (
         select(Job.pk)
@@ -392,6 +459,11 @@ def jobs_page(
     position = {pk: i for i, pk in enumerate(db.session.scalars(keys))} if rows else {}
     rows = sorted(rows, key=lambda job: position.get(job.pk, 0))
     return JobPage(list(rows), total, page, pages)
+
+
+def not_run(rules: Sequence[RuleProgress]) -> list[tuple[str, int]]:
+    """(rule, jobs) planned that never started, for a run that has ended."""
+    return [(rule.name, rule.not_run) for rule in rules if rule.not_run]
 
 
 def failed_jobs(workflow: Workflow) -> list[Job]:
@@ -446,7 +518,7 @@ def timeline(
             for name, key, status, started, completed, tag in rows
             if started is not None
         ]
-        return charts.timeline(jobs, now)
+        return charts.timeline(jobs, now, order=[rule.name for rule in rules])
     # A live run's chart reaches "now", which moves: its entry expires within a few seconds.
     moment = int(now.timestamp() // LIVE_TIMELINE_SECONDS) if workflow.n_running else None
     return _aggregates().get(
@@ -536,9 +608,11 @@ def resource_plots(workflow: Workflow) -> ResourcePlots:
         stats, step = _aggregates().get(
             ("quantiles", *_run_version(workflow)), lambda: _job_quantiles(workflow)
         )
+    rank = charts.rank_by(rule_order(workflow))
     plots = []
     for metric in METRICS:
-        plot = charts.box_plot(metric.title, stats.get(metric.key, []), metric.fmt)
+        ordered = sorted(stats.get(metric.key, []), key=lambda box: rank(box.group))
+        plot = charts.box_plot(metric.title, ordered, metric.fmt)
         if plot is not None:
             plots.append(plot)
     return ResourcePlots(plots, source, step)

@@ -94,6 +94,13 @@ class Workflow(Base):
     n_error: Mapped[int] = mapped_column(default=0)
     n_cached: Mapped[int] = mapped_column(default=0)
     n_aborted: Mapped[int] = mapped_column(default=0)
+    n_ignored: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Jobs the engine planned (Snakemake's run_info, its progress total) that have no row yet:
+    # pending while the run goes on, "not run" once it ended.
+    n_unseen: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Keys of the jobs not yet in a terminal status, so the end of a run can close them
+    # (Aborted) without scanning its jobs.
+    open_jobs: Mapped[list[str] | None] = mapped_column(JsonValue, nullable=True)
 
     user: Mapped[str | None] = mapped_column(String(255))
     host: Mapped[str | None] = mapped_column(String(255))
@@ -122,6 +129,7 @@ class Workflow(Base):
 
     __table_args__ = (
         Index("ix_workflows_created_pk", "created_at", "pk"),
+        Index("ix_workflows_started_pk", "started_at", "pk"),
         Index("ix_workflows_status_updated", "status", "updated_at"),
     )
 

@@ -77,6 +77,7 @@ class WorkflowSummary(BaseModel):
     jobs_running: int = Field(validation_alias="n_running")
     jobs_cached: int = Field(validation_alias="n_cached")
     jobs_aborted: int = Field(validation_alias="n_aborted")
+    jobs_ignored: int = Field(validation_alias="n_ignored", description="Nextflow IGNORE tasks")
     created_at: datetime
     user: str | None
     host: str | None
@@ -95,6 +96,8 @@ class WorkflowSummary(BaseModel):
     n_pending: Hidden = Field(exclude=True, repr=False)
     n_submitted: Hidden = Field(exclude=True, repr=False)
     n_done: Hidden = Field(exclude=True, repr=False)
+    # Planned jobs without a row: pending while the run goes on, never run once it ended.
+    n_unseen: Hidden = Field(exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _status_as_read(self, info: ValidationInfo) -> Self:
@@ -123,15 +126,24 @@ class WorkflowSummary(BaseModel):
             + self.jobs_failed
             + self.jobs_cached
             + self.jobs_aborted
+            + self.jobs_ignored
         )
         return max(self.progress_total or 0, rows)
 
     @computed_field(  # type: ignore[prop-decorator]
-        description="Pending and Submitted jobs"
+        description="Pending and Submitted jobs, and planned ones not seen yet while running"
     )
     @property
     def jobs_pending(self) -> int:
-        return self.n_pending + self.n_submitted
+        planned = 0 if self.completed_at is not None else self.n_unseen
+        return self.n_pending + self.n_submitted + planned
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="planned jobs that never ran, once the run has ended"
+    )
+    @property
+    def jobs_not_run(self) -> int:
+        return self.n_unseen if self.completed_at is not None else 0
 
     @computed_field(  # type: ignore[prop-decorator]
         description="from start to completion, while both are known"
@@ -227,6 +239,8 @@ class WorkflowList(BaseModel):
 
 class JobList(BaseModel):
     count: int
+    # The following page (with ``limit``), else null.
+    next: str | None = None
     jobs: list[JobOut]
 
 

@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from flask import (
@@ -28,7 +29,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from . import apidoc, charts, dashboard, engines, live, serializers, store
+from . import apidoc, charts, dashboard, efficiency, engines, live, serializers, store
 from .apidoc import DASHBOARD, HTML, Answer, Body
 from .config import Staleness, stale_after
 from .extensions import db
@@ -114,21 +115,70 @@ def job_duration(job: Job) -> float | None:
 
 
 def job_label(job: Job) -> str:
-    """What tells jobs of one rule apart: Snakemake wildcards or Nextflow's tag/task name."""
+    """What tells jobs of one rule apart: Snakemake wildcards or Nextflow's tag/task name
+    (without the process name it repeats: ``stress (3)`` of ``stress`` is ``3``)."""
+    if job.tag:
+        return job.tag
     task_name = (job.extra or {}).get("task_name")
-    return job.tag or (task_name if isinstance(task_name, str) else "") or ""
+    if not isinstance(task_name, str) or task_name == job.name:
+        return ""
+    if job.name and task_name.startswith(f"{job.name} (") and task_name.endswith(")"):
+        return task_name[len(job.name) + 2 : -1]
+    return task_name
 
 
-def log_paths(job: Job, engine: str, everything: bool = True) -> list[str]:
-    """The job's log files: those the engine reported (Snakemake's ``log:``), then those its
-    adapter knows in the work dir (Nextflow's: stderr and the full log first, where a
-    failure shows)."""
-    paths = [str(p) for p in job.log or []]
+def log_paths(
+    job: Job, engine: str, everything: bool = True, run_dir: str | None = None
+) -> list[str]:
+    """The job's log files: those the engine reported (Snakemake's ``log:``, relative to the
+    run's directory, which ``run_dir`` makes absolute), then those its adapter knows in the
+    work dir (Nextflow's: stderr and the full log first, where a failure shows)."""
+    base_dir = PurePosixPath(run_dir) if run_dir and run_dir.startswith("/") else None
+    paths = [
+        str(base_dir / p) if base_dir is not None and not str(p).startswith("/") else str(p)
+        for p in job.log or []
+    ]
     names = engines.for_run(engine).work_dir_logs
     if names and job.work_dir:
         base = job.work_dir.rstrip("/")
         paths += [f"{base}/{name}" for name in (names if everything else names[:2])]
     return paths
+
+
+def log_tails(job: Job) -> list[dict[str, Any]]:
+    """The last lines of a failed job's log files, as the engine's client sent them."""
+    tails = (job.extra or {}).get("log_tails")
+    if not isinstance(tails, list):
+        return []
+    return [t for t in tails if isinstance(t, dict) and isinstance(t.get("text"), str)]
+
+
+def earlier_attempts(job: Job) -> list[dict[str, Any]]:
+    """What the earlier attempts of a retried job ended with."""
+    attempts = (job.extra or {}).get("attempts")
+    return [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else []
+
+
+# Memory requests as a Snakemake user writes them, in the unit they wrote.
+_MEMORY_RESOURCES = (("mem_mb", "MB"), ("mem_mib", "MiB"), ("mem_gb", "GB"), ("mem_gib", "GiB"))
+
+
+def memory_requested(job: Job) -> str:
+    """The memory a job asked for, as written (``mem_mb=200``: ``200 MB``), else in bytes."""
+    resources = job.resources if isinstance(job.resources, dict) else {}
+    for name, unit in _MEMORY_RESOURCES:
+        value = resources.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{value:g} {unit}"
+    if isinstance(resources.get("mem"), str):
+        return str(resources["mem"])
+    return charts.fmt_bytes(job.memory_bytes)
+
+
+def extra_shown(job: Job) -> dict[str, Any] | None:
+    """The engine's extras the page does not show on its own."""
+    shown = {k: v for k, v in (job.extra or {}).items() if k not in ("log_tails", "attempts")}
+    return shown or None
 
 
 def pretty(value: Any) -> str:
@@ -153,6 +203,10 @@ def _template_helpers() -> dict[str, Any]:
         "job_duration": job_duration,
         "job_label": job_label,
         "log_paths": log_paths,
+        "log_tails": log_tails,
+        "earlier_attempts": earlier_attempts,
+        "memory_requested": memory_requested,
+        "extra_shown": extra_shown,
         "stacked_bar": charts.stacked_bar,
         "engine_names": dashboard.engine_names(),
         "engine_label": engines.label,
@@ -256,10 +310,11 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         descending=_descending(args, False),
         page=_page_number(args.get("page")),
     )
+    summary = dashboard.summary(run, stale)
     return render_template(
         "workflow.html",
         run=run,
-        summary=dashboard.summary(run, stale),
+        summary=summary,
         rules=rules,
         jobs=jobs,
         job_filter={
@@ -270,6 +325,11 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         },
         job_statuses=[s.value for s in JobStatus],
         failed=dashboard.failed_jobs(run) if run.n_error else [],
+        not_run=dashboard.not_run(rules),
+        fit=efficiency.for_run(run),
+        fit_history=efficiency.across_runs(run),
+        cpu_hours=efficiency.cpu_hours(run),
+        eta=efficiency.eta_seconds(run, summary.jobs_done, summary.jobs_total, utcnow()),
         graph=charts.rule_graph(run.dag, dashboard.rule_states(rules)) if run.dag else None,
         timeline=dashboard.timeline(run, rules),
         timeline_limit=dashboard.TIMELINE_JOB_LIMIT,

@@ -78,7 +78,6 @@ def test_filters_search_and_pagination(client):
         {"offset": "-1"},
         {"status": "Sleeping"},
         {"engine": "Not An Engine!"},
-        {"limit": "100000"},
     ],
 )
 def test_bad_query_parameters_are_400(client, query):
@@ -232,7 +231,8 @@ def test_responses_are_compact_json_with_sorted_keys_and_flask_converts_the_rest
 SUMMARY_KEYS = {
     "command_line", "completed_at", "created_at", "duration_seconds", "engine", "engine_version",
     "error_message", "exit_status", "host", "id", "jobs_aborted", "jobs_cached", "jobs_done",
-    "jobs_failed", "jobs_pending", "jobs_running", "jobs_total", "name", "project", "revision",
+    "jobs_failed", "jobs_ignored", "jobs_not_run", "jobs_pending", "jobs_running", "jobs_total",
+    "name", "project", "revision",
     "session_id", "started_at", "status", "updated_at", "user", "work_dir",
 }  # fmt: skip
 DETAIL_KEYS = SUMMARY_KEYS | {
@@ -265,3 +265,72 @@ def test_answers_keep_their_keys_and_derived_values(client):
     assert set(job) == JOB_KEYS
     assert (job["jobid"], job["workflow_id"], job["input"]) == ("1", workflow_id, ["x"])
     assert isinstance(job["duration_seconds"], float) and job["completed_at"].endswith("Z")
+
+
+def _batch(client, workflow_id, events):
+    response = client.post(
+        "/api/snakemake/events", json={"workflow_id": workflow_id, "events": events}
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def _run_with_jobs(client, jobs):
+    workflow_id = snakemake_run(client)
+    _batch(
+        client,
+        workflow_id,
+        [
+            {"event_id": f"e{i}", "level": "job_info", "jobid": i, "name": "r", "timestamp": 1}
+            for i in range(1, jobs + 1)
+        ]
+        + [{"event_id": "f1", "level": "job_finished", "jobid": 1, "timestamp": 2}],
+    )
+    return workflow_id
+
+
+def test_jobs_without_limit_are_every_job_streamed_in_chunks(client, monkeypatch):
+    from panoptes import api
+
+    monkeypatch.setattr(api, "STREAM_CHUNK", 7)  # 23 jobs: four chunks
+    workflow_id = _run_with_jobs(client, 23)
+    response = client.get(f"/api/workflow/{workflow_id}/jobs")
+    assert response.status_code == 200 and response.is_streamed
+    assert response.mimetype == "application/json"
+    body = json.loads(response.get_data(as_text=True))
+    assert body["count"] == 23 and body["next"] is None
+    assert [job["jobid"] for job in body["jobs"]] == [str(i) for i in range(1, 24)]
+    # Filters and an offset apply to the stream too.
+    running = client.get(f"/api/workflow/{workflow_id}/jobs?status=running&offset=20").get_json()
+    assert running["count"] == 22 and [j["jobid"] for j in running["jobs"]] == ["22", "23"]
+    empty = client.get(f"/api/workflow/{workflow_id}/jobs?status=Cached").get_json()
+    assert empty == {"count": 0, "next": None, "jobs": []}
+
+
+def test_a_limit_above_the_largest_is_cut_and_pages_link_the_next(app_factory):
+    client = app_factory(API_MAX_LIMIT=5).test_client()
+    workflow_id = _run_with_jobs(client, 12)
+    url = f"/api/workflow/{workflow_id}/jobs?limit=1000&status=RUNNING,done"
+    seen = []
+    for _ in range(10):  # bounded: three pages
+        response = client.get(url)
+        assert response.status_code == 200
+        body = response.get_json()
+        assert body["count"] == 12 and len(body["jobs"]) <= 5
+        seen += [job["jobid"] for job in body["jobs"]]
+        if body["next"] is None:
+            assert "Link" not in response.headers
+            break
+        assert response.headers["Link"] == f'<{body["next"]}>; rel="next"'
+        url = body["next"]
+    assert seen == [str(i) for i in range(1, 13)]
+    assert client.get("/api/workflows?limit=100000").status_code == 200
+
+
+def test_status_filters_take_any_case(client):
+    workflow_id = _run_with_jobs(client, 3)
+    finish(client, snakemake_run(client, "finished"))
+    assert client.get("/api/workflows?status=done").get_json()["count"] == 1
+    assert client.get("/api/workflows?status=RUNNING").get_json()["count"] == 1
+    jobs = client.get(f"/api/workflow/{workflow_id}/jobs?status=done").get_json()
+    assert [job["jobid"] for job in jobs["jobs"]] == ["1"]
+    assert client.get(f"/api/workflow/{workflow_id}/jobs?status=nope").status_code == 400

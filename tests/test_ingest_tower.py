@@ -92,6 +92,8 @@ def test_legacy_success_run_without_create(client):
     assert run["status"] == "Done"
     assert sorted(tasks) == ["1", "2"]
     assert {t["status"] for t in tasks.values()} == {"Done"}
+    # Its last progress said 16 tasks; workflow.stats at the end say 4, and win.
+    assert (run["jobs_total"], run["jobs_done"]) == (4, 4)
 
 
 def test_legacy_failed_run_takes_the_outcome_from_success(client):
@@ -117,6 +119,10 @@ def test_multitask_run_stores_every_task(client):
         task_ids |= {str(t["taskId"]) for t in json.loads(path.read_text())["tasks"]}
     assert set(tasks) == task_ids
     assert run["status"] == "Done"
+    # errorStrategy 'ignore': three tasks failed and were ignored, which is no failure.
+    assert (run["jobs_failed"], run["jobs_ignored"]) == (0, 3)
+    assert {tasks[k]["status"] for k in ("6", "7", "8")} == {"Ignored"}
+    assert (run["jobs_total"], run["jobs_done"]) == (15, 12)
 
 
 def test_a_late_event_never_moves_a_task_backwards(client):

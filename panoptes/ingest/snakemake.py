@@ -156,6 +156,7 @@ def create_workflow() -> Response:
             created_at=received_at,
             started_at=received_at,
             updated_at=received_at,
+            n_unseen=0,
             **dict.fromkeys(reducer.COUNTERS.values(), 0),
         )
     return jsonify(serializers.workflow_summary(workflow, stale_after(current_app.config)))

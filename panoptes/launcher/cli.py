@@ -154,7 +154,10 @@ def logs_command(launch_id: str, follow: bool) -> None:
         time.sleep(poll)
 
 
+COMMANDS = (worker_command, launch_command, launches_command, cancel_command, logs_command)
+
+
 def register(app: Flask) -> None:
     """Attach the launcher's commands to ``app.cli``."""
-    for command in (worker_command, launch_command, launches_command, cancel_command, logs_command):
+    for command in COMMANDS:
         app.cli.add_command(command)

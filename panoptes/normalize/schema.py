@@ -47,10 +47,13 @@ class JobStatus(StrEnum):
     ERROR = "Error"
     CACHED = "Cached"
     ABORTED = "Aborted"
+    # Failed, and the engine was told to carry on regardless (Nextflow ``errorStrategy
+    # 'ignore'``): neither a success nor a failure of the run.
+    IGNORED = "Ignored"
 
 
 TERMINAL_JOB_STATUSES = frozenset(
-    {JobStatus.DONE, JobStatus.ERROR, JobStatus.CACHED, JobStatus.ABORTED}
+    {JobStatus.DONE, JobStatus.ERROR, JobStatus.CACHED, JobStatus.ABORTED, JobStatus.IGNORED}
 )
 
 
@@ -104,6 +107,8 @@ class WorkflowOutcome:
     exit_status: int | None = None
     stats: Any = None
     metrics: Any = None
+    # (total, done) as the engine counts them at the end (Nextflow's ``workflow.stats``).
+    final_counts: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

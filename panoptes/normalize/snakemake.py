@@ -7,7 +7,10 @@ route): a dict with a ``level`` and level-specific keys. See ../shared/protocols
 from __future__ import annotations
 
 import ast
+import math
+import shlex
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from . import coerce
@@ -29,6 +32,11 @@ NOTHING_TO_BE_DONE = "Nothing to be done"
 # Errors that belong to one job: the run may go on (retries, --keep-going).
 _JOB_LEVEL_ERRORS = ("RuleException", "CalledProcessError")
 _RESOURCE_NAMES_HIDDEN = frozenset({"_cores", "_nodes"})
+# Snakemake's exit status when a run fails or is interrupted (it never reports it itself).
+FAILED_EXIT_STATUS = 1
+_MIB = 1024 * 1024  # Snakemake's benchmark "MB" are psutil bytes / 1024²
+_LOG_TAILS_KEPT = 8
+_LOG_TAIL_CHARS = 32 * 1024
 
 
 def decode_msg(raw: Any) -> dict[str, Any] | None:
@@ -215,11 +223,35 @@ def _job_info(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[
     ]
 
 
+def benchmark_usage(value: Any) -> dict[str, Any]:
+    """Job columns from a Snakemake benchmark measurement as our plugin sends it
+    (``s``, ``max_rss`` and ``io_in``/``io_out`` in MB, ``cpu_time`` in seconds)."""
+    usage = coerce.mapping(value) or {}
+
+    def number(name: str) -> float | None:
+        raw = usage.get(name)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return float(raw) if math.isfinite(raw) and raw >= 0 else None
+
+    seconds, rss = number("s"), number("max_rss")
+    cpu_time, read, written = number("cpu_time"), number("io_in"), number("io_out")
+    fields: dict[str, Any] = {
+        "realtime_ms": round(seconds * 1000) if seconds is not None else None,
+        "peak_rss": round(rss * _MIB) if rss is not None else None,
+        "read_bytes": round(read * _MIB) if read is not None else None,
+        "write_bytes": round(written * _MIB) if written is not None else None,
+        "pcpu": round(100 * cpu_time / seconds, 1) if cpu_time is not None and seconds else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None and v < coerce.INT64_MAX}
+
+
 def _job_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     key = _job_key(msg.get("jobid", msg.get("job_id")))
     if key is None:
         return [Heartbeat(at=at)]
-    return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields={"completed_at": at})]
+    fields = {"completed_at": at, **benchmark_usage(msg.get("benchmark_usage"))}
+    return [JobUpdate(at=at, key=key, status=JobStatus.DONE, fields=fields)]
 
 
 def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
@@ -227,9 +259,11 @@ def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list
     key = _job_key(msg.get("jobid"))
     if key is None:
         return [outcome]
+    tails = _log_tails(msg.get("log_tails"))
     fields: dict[str, Any] = {
         "name": coerce.text(msg.get("name") or msg.get("rule_name"), limit=255),
         "completed_at": at,
+        "extra": {"log_tails": tails} if tails else None,
         # Our plugin sends the job's own error text as "error"; others only a headline as "msg".
         "error_message": coerce.text(msg.get("error") or msg.get("msg")),
         "inputs": coerce.str_list(msg.get("input")),
@@ -249,6 +283,70 @@ def _job_error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list
     ]
 
 
+def _log_tails(value: Any) -> list[dict[str, Any]]:
+    """The last lines of a failed job's log files, as our plugin sends them:
+    ``[{"path", "text", "truncated"}]``, bounded here too."""
+    tails: list[dict[str, Any]] = []
+    for item in value[:_LOG_TAILS_KEPT] if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        path = coerce.text(item.get("path"), limit=4096)
+        text = coerce.text(item.get("text"))
+        if not path or text is None:
+            continue
+        truncated = len(text) > _LOG_TAIL_CHARS or item.get("truncated") is True
+        tails.append({"path": path, "text": text[-_LOG_TAIL_CHARS:], "truncated": truncated})
+    return tails
+
+
+def config_overrides(command: str | None) -> dict[str, str] | None:
+    """The ``--config KEY=VALUE ...`` values of a Snakemake command line, as written."""
+    if not command:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    values: dict[str, str] = {}
+    taking = False
+    for word in words:
+        if word in ("--config", "-C"):
+            taking = True
+        elif word.startswith("--config="):
+            taking = True
+            word = word.removeprefix("--config=")
+            key, sep, value = word.partition("=")
+            if sep and key:
+                values[key[:255]] = value
+        elif word.startswith("-"):
+            taking = False
+        elif taking:
+            key, sep, value = word.partition("=")
+            if sep and key:
+                values[key[:255]] = value
+    return values or None
+
+
+def default_name(workdir: str | None, command: str | None) -> str | None:
+    """A name for a run nobody named: its working directory's name, and the targets if the
+    command line starts with them (``snakemake out/a.txt --cores 4`` in ``proj``:
+    ``proj: out/a.txt``)."""
+    base = PurePath(workdir.rstrip("/")).name if workdir and workdir.strip("/") else ""
+    if not base:
+        return None
+    targets: list[str] = []
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        words = []
+    for word in words[1:]:
+        if word.startswith("-"):
+            break
+        targets.append(word)
+    name = f"{base}: {' '.join(targets)}" if targets else base
+    return coerce.text(name, limit=255)
+
+
 def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     text = coerce.text(msg.get("msg")) or ""
     exception = coerce.text(msg.get("exception"), limit=255) or ""
@@ -264,6 +362,7 @@ def _error(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Eve
             completed_at=None if job_level else at,
             error_message=coerce.text(first_line, limit=1000),
             error_report=text or None,
+            exit_status=None if job_level else FAILED_EXIT_STATUS,
         )
     ]
 
@@ -314,21 +413,28 @@ def _workflow_success(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) 
 
 def _workflow_started(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson) -> list[Event]:
     config = msg.get("config")
-    # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from.
+    command = coerce.text(msg.get("command"))
+    # A logger plugin cannot reach Snakemake's merged config; ours sends where it came from,
+    # and the values given on the command line are read from it.
     extra = {
         key: safe(msg[key])
         for key in ("configfiles", "config_md5", "python_version", "platform")
         if msg.get(key) not in (None, [], "")
     }
+    overrides = config_overrides(command)
+    if overrides:
+        extra["config_overrides"] = overrides
+    work_dir = coerce.text(msg.get("workdir"))
+    name = coerce.text(msg.get("name"), limit=255) or default_name(work_dir, command)
     return [
         WorkflowInfo(
             at=at,
-            name=coerce.text(msg.get("name"), limit=255),
+            name=name,
             started_at=at,
             user=coerce.text(msg.get("user"), limit=255),
             host=coerce.text(msg.get("host"), limit=255),
-            command_line=coerce.text(msg.get("command")),
-            work_dir=coerce.text(msg.get("workdir")),
+            command_line=command,
+            work_dir=work_dir,
             project=coerce.text(msg.get("snakefile")),
             engine_version=coerce.text(msg.get("snakemake_version"), limit=64),
             config=safe(config) if config is not None else None,
@@ -356,6 +462,7 @@ def _workflow_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson)
                 status=WorkflowStatus.CANCELLED,
                 completed_at=at,
                 error_message=message or "Interrupted by the user",
+                exit_status=FAILED_EXIT_STATUS,
             )
         ]
     if msg.get("success") is True:
@@ -366,16 +473,21 @@ def _workflow_finished(msg: dict[str, Any], at: datetime, safe: coerce.SafeJson)
             status=WorkflowStatus.ERROR,
             completed_at=at,
             error_message=message,
+            exit_status=FAILED_EXIT_STATUS,
         )
     ]
 
 
 def create_info(body: dict[str, Any], received_at: datetime) -> WorkflowInfo:
     """Metadata from the body Snakemake 7/8 put on ``GET /create_workflow``."""
+    command = coerce.text(body.get("command"))
+    overrides = config_overrides(command)
     return WorkflowInfo(
         at=received_at,
+        name=default_name(coerce.text(body.get("workdir")), command),
         started_at=received_at,
-        command_line=coerce.text(body.get("command")),
+        command_line=command,
+        extra={"config_overrides": overrides} if overrides else None,
         work_dir=coerce.text(body.get("workdir")),
         project=coerce.text(body.get("snakefile")),
     )

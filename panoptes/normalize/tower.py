@@ -154,10 +154,11 @@ def _workflow_info(
 
 
 def task_status(raw_status: Any, error_action: Any) -> JobStatus | None:
-    """The job status for a Tower task status; COMPLETED with an errorAction is a failure."""
+    """The job status for a Tower task status. A task that ended with an ``errorAction``
+    failed; Nextflow's ``IGNORE`` says the run carries on without it: Ignored."""
     status = _TASK_STATUS.get(raw_status) if isinstance(raw_status, str) else None
-    if status is JobStatus.DONE and error_action:
-        return JobStatus.ERROR
+    if status in (JobStatus.DONE, JobStatus.ERROR) and error_action:
+        return JobStatus.IGNORED if error_action == "IGNORE" else JobStatus.ERROR
     return status
 
 
@@ -228,6 +229,21 @@ def _progress(progress: Any, at: datetime, safe: coerce.SafeJson) -> WorkflowPro
     )
 
 
+def final_counts(stats: Any) -> tuple[int, int] | None:
+    """(total, done) from ``workflow.stats`` at the end of a run: every task that ended
+    (succeeded, cached, failed, ignored) and those that succeeded or were cached."""
+    if not isinstance(stats, dict):
+        return None
+    counts = {
+        key: coerce.integer(stats.get(key), coerce.INT32_MAX)
+        for key in ("succeedCount", "cachedCount", "failedCount", "ignoredCount")
+    }
+    if all(value is None for value in counts.values()):
+        return None
+    done = (counts["succeedCount"] or 0) + (counts["cachedCount"] or 0)
+    return done + (counts["failedCount"] or 0) + (counts["ignoredCount"] or 0), done
+
+
 def _outcome(
     workflow: dict[str, Any], body: dict[str, Any], at: datetime, safe: coerce.SafeJson
 ) -> WorkflowOutcome:
@@ -241,4 +257,5 @@ def _outcome(
         exit_status=coerce.integer(workflow.get("exitStatus"), coerce.INT32_MAX),
         stats=safe(workflow["stats"]) if isinstance(workflow.get("stats"), dict) else None,
         metrics=safe(body["metrics"]) if isinstance(body.get("metrics"), list) else None,
+        final_counts=final_counts(workflow.get("stats")),
     )

@@ -72,9 +72,12 @@ def test_older_task_shape_with_top_level_workflow_id():
     assert task.status is JobStatus.ERROR
 
 
-def test_completed_with_error_action_is_a_failure():
+def test_completed_with_error_action_is_a_failure_unless_ignored():
     assert tower.task_status("COMPLETED", None) is JobStatus.DONE
-    assert tower.task_status("COMPLETED", "IGNORE") is JobStatus.ERROR
+    assert tower.task_status("COMPLETED", "RETRY") is JobStatus.ERROR
+    assert tower.task_status("FAILED", "TERMINATE") is JobStatus.ERROR
+    assert tower.task_status("COMPLETED", "IGNORE") is JobStatus.IGNORED
+    assert tower.task_status("FAILED", "IGNORE") is JobStatus.IGNORED
     assert tower.task_status("NEW", None) is JobStatus.PENDING
     assert tower.task_status("SOMETHING_NEW", None) is None
 
@@ -136,3 +139,22 @@ def test_documents_of_a_body_are_made_storable():
     odd = {"progress": {"pending": 1, "note": "a\x00b"}}
     [progress] = tower.parse("heartbeat", odd, NOW)
     assert isinstance(progress, WorkflowProgress) and progress.detail["note"] == "ab"
+
+
+def test_recorded_ignored_tasks_are_ignored_not_failed():
+    body = load_json("tower/nf-tower/workflow_multitasks/004_task_16_multitask.json")
+    tasks = {e.key: e for e in tower.parse("progress", body, NOW) if isinstance(e, JobUpdate)}
+    assert tasks["6"].status is JobStatus.IGNORED
+    assert tasks["1"].status is JobStatus.RUNNING
+
+
+def test_final_stats_give_the_counts_after_complete():
+    body = load_json("tower/nf-tower/workflow_success/8_workflow_succeeded.json")
+    [outcome] = [e for e in tower.parse("complete", body, NOW) if isinstance(e, WorkflowOutcome)]
+    assert outcome.final_counts == (4, 4)
+    multitasks = load_json("tower/nf-tower/workflow_multitasks/017_workflow_succeeded.json")
+    [outcome] = [
+        e for e in tower.parse("complete", multitasks, NOW) if isinstance(e, WorkflowOutcome)
+    ]
+    assert outcome.final_counts == (15, 12)  # 12 succeeded and 3 ignored
+    assert tower.final_counts({"computeTimeFmt": "x"}) is None

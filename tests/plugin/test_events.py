@@ -290,3 +290,26 @@ def test_job_errors_find_their_own_error_text_when_failures_interleave() -> None
     events = [event for record in records for event in converter.convert(record)]
     codes = {event["jobid"]: event["exit_code"] for event in by_level(events, "job_error")}
     assert codes == {1: 3, 2: 7}
+
+
+def test_a_benchmark_file_and_a_log_tail_are_read_bounded(tmp_path):
+    from snakemake_logger_plugin_panoptes.events import log_tail, read_benchmark
+
+    bench = tmp_path / "b.tsv"
+    bench.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "1.5\t0:00:01\t12.5\t40\tNA\tNA\t0.1\t2\t80\t1.2\n"
+    )
+    assert read_benchmark(bench) == {
+        "s": 1.5, "max_rss": 12.5, "max_vms": 40.0, "io_in": 0.1, "io_out": 2.0,
+        "mean_load": 80.0, "cpu_time": 1.2,
+    }  # fmt: skip
+    assert read_benchmark(tmp_path / "missing.tsv") is None
+    log = tmp_path / "job.log"
+    log.write_text("".join(f"line {i}\n" for i in range(500)))
+    tail = log_tail(log, max_lines=100, max_bytes=32 * 1024)
+    assert tail is not None and tail["truncated"] is True
+    assert tail["text"].splitlines() == [f"line {i}" for i in range(400, 500)]
+    log.write_text("x" * 100_000)
+    tail = log_tail(log, max_lines=100, max_bytes=1024)
+    assert tail is not None and len(tail["text"]) <= 1024 and tail["truncated"] is True

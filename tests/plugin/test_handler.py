@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -214,7 +215,8 @@ def test_hub_down_for_the_whole_run_spools_and_exits_quickly(
     assert [event["level"] for event in spooled_events(path)] == SUCCESS_LEVELS
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"{len(SUCCESS_LEVELS)} event(s) not delivered" in last_line
-    assert f"panoptes send-spool {path} --address {hub.url}" in last_line
+    hint = f"{sys.executable} -m panoptes_hub_client send-spool {path} --address {hub.url}"
+    assert last_line.endswith(hint)
 
 
 def test_close_is_bounded_and_nothing_is_lost(
@@ -577,3 +579,20 @@ def test_wrong_address_is_told_once_and_events_are_kept(
     assert err.count("is this the address of a panoptes hub?") == 1
     [path] = spool_files(tmp_path)
     assert [event["level"] for event in spooled_events(path)] == SUCCESS_LEVELS
+
+
+def test_the_spool_hint_names_the_token_option_when_the_hub_needs_one(
+    hub_factory: HubFactory,
+    make_handler: MakeHandler,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = hub_factory(start=False)
+    monkeypatch.setenv("SNAKEMAKE_LOGGER_PANOPTES_TOKEN", "s3cret")
+    handler = make_handler(hub.url, token="s3cret", close_timeout=1)
+    feed(handler, load_records("success", workdir=tmp_path))
+    handler.close()
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.endswith(f'--address {hub.url} --token "$SNAKEMAKE_LOGGER_PANOPTES_TOKEN"')
+    assert "s3cret" not in last_line

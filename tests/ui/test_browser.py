@@ -199,7 +199,10 @@ def test_run_pages_show_why_a_job_failed(hub, new_page, scheme):
     expect(page.locator("main")).to_contain_text("exit 3")
     shot(page, f"job-snakemake-failed-{scheme}")
     page.goto(f"{live_hub.url}/workflow/{ids['nextflow_multi']}")
-    expect(page.locator("#run-failed .failed-job")).to_have_count(3)
+    # Its three failed tasks were ignored (errorStrategy 'ignore'): no failure panel.
+    expect(page.locator("#run-failed .failed-job")).to_have_count(0)
+    expect(page.locator("#run-failed")).to_be_hidden()
+    expect(page.locator("ul.stats")).to_contain_text("3ignored")
     expect(page.locator("figure.box-figure")).to_have_count(5)
     shot(page, f"run-nextflow-{scheme}")
     page.goto(f"{live_hub.url}/workflow/{ids['nextflow_multi']}/job/6")

@@ -127,7 +127,7 @@ def test_snakemake_run_page_has_metadata_rules_graph_failures_jobs_timeline(clie
     assert "--config fail_sample=B" in html and "Snakemake 9.27.1" in html
     assert "/home/user/project/runs/panoptes_failure_printshellcmds" in html
     # per-rule progress: make_sample 3/3, process 2 done + 1 failed
-    rules = html[html.index('id="run-rules"') : html.index('id="run-graph"')]
+    rules = html[html.index('id="run-rules"') : html.index('class="jobs-section"')]
     assert re.search(r">make_sample</a>.*?<td class=\"num\">3</td>", rules, re.S)
     assert re.search(r">process</a>.*?failed-count\">1</td>", rules, re.S)
     # the rule graph: four rules, three links, states from the jobs
@@ -148,11 +148,16 @@ def test_snakemake_run_page_has_metadata_rules_graph_failures_jobs_timeline(clie
 def test_nextflow_run_page_has_process_progress_failures_and_resource_plots(client, filled):
     html = page(client, f"/workflow/{filled['nextflow_multi']}")
     assert "Progress by process" in html and "All processes" in html
+    # The run is Done: its three failed tasks were ignored, as Nextflow says, not failures.
     failed = html[html.index('id="run-failed"') : html.index('id="run-rules"')]
-    assert "Failed jobs" in failed  # the run is Done: its failures were ignored
-    assert failed.count('class="failed-job"') == 3
-    assert "exit code 3" in failed and "IGNORE" in failed
-    assert "/1d/3d21ac9f11edbca56e0e01b9dd0932/.command.err" in failed
+    assert 'class="failures" hidden' in failed and 'class="failed-job"' not in failed
+    assert "<b>3</b><span>ignored</span>" in html and "<b>0</b><span>failed</span>" in html
+    rules = html[html.index('id="run-rules"') : html.index('class="jobs-section"')]
+    assert "+3 ignored" in rules
+    # A task's heading does not repeat its process name.
+    jobs = html[html.index('id="run-jobs"') :]
+    assert 'stress_and_fail <span class="muted">3</span>' in jobs
+    assert "stress_and_fail (3)" not in jobs
     resources = html[html.index('id="run-resources"') : html.index('id="run-meta"')]
     assert resources.count('class="box-figure"') == 5
     assert "Nextflow's own statistics" in resources
@@ -175,9 +180,9 @@ def test_resource_plots_from_job_rows_when_nextflow_sent_no_metrics(client, fill
 
 def test_job_table_filters_sorts_and_survives_bad_arguments(client, filled):
     url = f"/workflow/{filled['nextflow_multi']}"
-    errors = page(client, url + "?status=Error")
-    assert errors.count('<span class="badge s-error">Error</span>') == 3
-    assert "Page 1 of 1 · 3 jobs" in errors
+    ignored = page(client, url + "?status=Ignored")
+    assert ignored.count('<span class="badge s-ignored">Ignored</span>') == 3
+    assert "Page 1 of 1 · 3 jobs" in ignored
     one_rule = page(client, url + "?rule=stress_2cpu")
     assert "Page 1 of 1 · 4 jobs" in one_rule
     by_duration = page(client, url + "?sort=duration&dir=desc")
@@ -188,7 +193,7 @@ def test_job_table_filters_sorts_and_survives_bad_arguments(client, filled):
 
 def test_job_page_shows_everything_known(client, filled):
     html = page(client, f"/workflow/{filled['nextflow_multi']}/job/6")
-    assert "<title>Error · stress_and_fail #6" in html
+    assert "<title>Ignored · stress_and_fail #6" in html
     assert "exit code 1" in html and "stress -c 1 -t 1" in html
     assert "IGNORE" in html and "nextflow/stress" in html
     assert "/home/salenda/Programs/nextflow/nf-work/1d/3d21ac9f11edbca56e0e01b9dd0932" in html
@@ -276,3 +281,70 @@ def test_a_live_run_shows_its_running_jobs(client):
     assert "running for" in html and '<span class="badge s-running">Running</span>' in html
     assert 'class="job s-running"' in html  # the running job's bar reaches "now"
     assert "Mark cancelled" in html
+
+
+def test_sorting_follows_the_headers(client):
+    """ "Started" is when the run started (a spool sent late lands where it belongs), "Job"
+    is the job id as a number, and rules follow the rule graph, in the table, the timeline
+    and the resource charts alike."""
+    send = flask_sender(client)
+    recent = create_snakemake(send, "recent")
+    send_event(send, recent, {"level": "workflow_started", "timestamp": 1_900_000_000})
+    late = create_snakemake(send, "sent-late")  # arrives last, started long before
+    send_event(send, late, {"level": "workflow_started", "timestamp": 1_800_000_000})
+    assert run_names(page(client, "/"))[:2] == ["recent", "sent-late"]
+    assert run_names(page(client, "/?sort=started&dir=asc"))[-2:] == ["sent-late", "recent"]
+
+    graph = {
+        "nodes": [{"rule": "all"}, {"rule": "zeta_first"}, {"rule": "alpha_second"}],
+        "links": [{"source": 1, "target": 2}, {"source": 2, "target": 0}],
+    }
+    send_event(send, recent, {"level": "rulegraph", "rulegraph": graph})
+    for jobid, rule in ((10, "alpha_second"), (2, "zeta_first"), (1, "zeta_first"), (3, "all")):
+        send_event(
+            send,
+            recent,
+            {"level": "job_info", "jobid": jobid, "name": rule, "timestamp": 1_900_000_000 + jobid},
+        )
+        send_event(
+            send, recent, {"level": "job_finished", "jobid": jobid, "timestamp": 1_900_000_100}
+        )
+    html = page(client, f"/workflow/{recent}")
+    jobs = re.findall(r'<td class="mono"><a href="[^"]+/job/(\d+)">', html)
+    assert jobs == ["1", "2", "3", "10"]
+    assert re.findall(r'/job/(\d+)">', page(client, f"/workflow/{recent}?sort=id&dir=desc"))[
+        :4
+    ] == ["10", "3", "2", "1"]
+    rules = html[html.index('id="run-rules"') : html.index('id="run-graph"')]
+    assert re.findall(r'#jobs">(\w+)</a></td>', rules) == ["zeta_first", "alpha_second", "all"]
+    timeline = html[html.index('id="run-timeline"') : html.index('id="run-resources"')]
+    rows = [timeline.index(name) for name in ("zeta_first", "alpha_second", "all")]
+    assert rows == sorted(rows)
+
+
+def test_nextflow_requests_against_use_cpu_hours(client, filled):
+    html = page(client, f"/workflow/{filled['nextflow_multi']}")
+    fit = html[html.index('id="fit-run"') :]
+    fit = fit[: fit.index("</table>")]
+    [row] = [r for r in fit.split("<tr>") if '<td class="name">stress_2cpu</td>' in r]
+    cells = [c.split("</td>")[0] for c in row.split('<td class="num">')[1:]]
+    # 4 tasks asking for 2 CPUs: the fit is the mean CPUs used over those asked.
+    assert cells[0] == "4" and cells[1] == "2" and cells[4] == "2"
+    assert abs(int(cells[3].rstrip("%")) - 100 * float(cells[2]) / 2) < 1  # rounding
+    assert 50 <= int(cells[3].rstrip("%")) <= 100
+    assert 'id="cpu-hours"' in html
+
+
+def test_eta_from_the_pace_so_far():
+    from datetime import datetime
+
+    from panoptes import efficiency
+    from panoptes.models import Workflow
+
+    start = datetime(2026, 12, 7, 6, 0)
+    run = Workflow(status="Running", started_at=start)
+    now = datetime(2026, 12, 7, 6, 10)
+    assert efficiency.eta_seconds(run, done=5, total=15, now=now) == 1200.0
+    assert efficiency.eta_seconds(run, done=0, total=15, now=now) is None
+    run.status = "Done"
+    assert efficiency.eta_seconds(run, done=5, total=15, now=now) is None

@@ -8,6 +8,7 @@ Events are converted on Snakemake's logging thread and delivered by a background
 """
 
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -58,7 +59,10 @@ class LogHandlerSettings(LogHandlerSettingsBase):
     )
     name: Optional[str] = field(
         default=None,
-        metadata={"help": "A human-readable run name shown by the hub. Default: none."},
+        metadata={
+            "help": "A human-readable run name shown by the hub. "
+            "Default: the working directory's name."
+        },
     )
     assigned_id: Optional[str] = field(
         default=None,
@@ -210,11 +214,22 @@ class LogHandler(LogHandlerBase):
     def _tell_leftovers(self, report: "CloseReport") -> None:
         if self._notifier is None or not report.spooled:
             return
-        paths = " ".join(str(path) for path in report.spool_paths)
+        paths = " ".join(shlex.quote(str(path)) for path in report.spool_paths)
+        # Runnable where Snakemake runs: this Python has the hub client the plugin uses.
+        command = (
+            f"{shlex.quote(sys.executable)} -m panoptes_hub_client send-spool {paths} "
+            f"--address {shlex.quote(self._address or '')}"
+        )
+        if self.settings.token:
+            from_environment = os.environ.get("SNAKEMAKE_LOGGER_PANOPTES_TOKEN")
+            command += (
+                ' --token "$SNAKEMAKE_LOGGER_PANOPTES_TOKEN"'
+                if from_environment == self.settings.token
+                else " --token YOUR_TOKEN"
+            )
         self._notifier.say(
             f"{report.spooled} event(s) not delivered to {self._address} are kept in {paths}; "
-            "the next run with --logger panoptes in this directory sends them, or now: "
-            f"panoptes send-spool {paths} --address {self._address}"
+            f"the next run with --logger panoptes in this directory sends them, or now: {command}"
         )
 
     @property

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, ClassVar
@@ -198,8 +198,10 @@ class SnakemakeChannel(Channel):
     )
     settings_hint = "Check --logger-panoptes-address and --logger-panoptes-workflow-id."
 
-    def __init__(self) -> None:
+    def __init__(self, on_registered: Callable[[str], None] | None = None) -> None:
         self.protocol = PROTOCOL_BATCH
+        # Told the run's page on the hub once it is registered (the plugin prints it).
+        self.on_registered = on_registered
 
     def connect(self, client: HubClient, *, timeout: float | None = None) -> str | None:
         """Ask the hub whether it takes batches."""
@@ -221,6 +223,8 @@ class SnakemakeChannel(Channel):
             name=header.name,
             timeout=timeout,
         )
+        if self.on_registered is not None and header.workflow_id:
+            self.on_registered(f"{client.address.rstrip('/')}/workflow/{header.workflow_id}")
 
     def deliver(
         self,

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 JSONValue = Any
@@ -53,6 +53,62 @@ _MAX_DEPTH = 32
 
 # In a RuleException's text: "Command '...' returned non-zero exit status 3."
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (-?\d+)")
+
+# A failed job's log files are sent with its job_error, each cut to its last lines, so the
+# hub can tell why it failed without access to the files.
+LOG_TAIL_LINES = 100
+LOG_TAIL_BYTES = 32 * 1024
+LOG_TAIL_FILES = 8
+
+
+# Columns of a Snakemake benchmark file kept as the job's usage (numbers; "NA" is skipped).
+BENCHMARK_COLUMNS = ("s", "max_rss", "max_vms", "io_in", "io_out", "mean_load", "cpu_time")
+
+
+def read_benchmark(path: Path) -> dict[str, JSONValue] | None:
+    """The last measurement of a ``benchmark:`` file (Snakemake writes one line per repeat):
+    seconds, peak memory in MB, I/O in MB, CPU load and time. None when it cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1000]
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    header = lines[0].split("\t")
+    values = lines[-1].split("\t")
+    usage: dict[str, JSONValue] = {}
+    for name, raw in zip(header, values, strict=False):
+        if name not in BENCHMARK_COLUMNS:
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            usage[name] = number
+    return usage or None
+
+
+def log_tail(
+    path: Path, max_lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_BYTES
+) -> dict[str, JSONValue] | None:
+    """The end of one log file: at most ``max_lines`` lines and ``max_bytes`` bytes, with
+    whether anything was cut. None when the file cannot be read (not written, a directory)."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(size - max_bytes, 0))
+            data = handle.read(max_bytes)
+    except OSError:
+        return None
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    truncated = size > max_bytes
+    if truncated and lines:
+        lines = lines[1:]  # the first line read is most likely cut in the middle
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        truncated = True
+    return {"path": str(path), "text": "\n".join(lines), "truncated": truncated}
 
 
 def to_plain(value: Any, _depth: int = 0) -> JSONValue:
@@ -166,6 +222,8 @@ class RecordConverter:
         # JOB_ERROR, which has neither the text nor the exit status; kept to join them.
         self._rule_errors: deque[str] = deque(maxlen=16)
         self.workdir: str | None = None
+        # Benchmark files of running jobs, read when they finish.
+        self._benchmarks: dict[str, str] = {}
 
     def convert(self, record: logging.LogRecord) -> list[Event]:
         """Return the events for one record (usually zero or one)."""
@@ -258,6 +316,11 @@ class RecordConverter:
     def _on_job_info(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         jobid = _jobid(_attr(record, "jobid"))
         self._last_job_info = jobid
+        benchmark = to_plain(_attr(record, "benchmark"))
+        if isinstance(benchmark, list):
+            benchmark = benchmark[0] if benchmark else None
+        if isinstance(benchmark, str) and benchmark and len(self._benchmarks) < 100_000:
+            self._benchmarks[str(jobid)] = benchmark
         return {
             "level": "job_info",
             "jobid": jobid,
@@ -297,7 +360,17 @@ class RecordConverter:
         jobid = _attr(record, "job_id")
         if jobid is None:
             jobid = _attr(record, "jobid")
-        return {"level": "job_finished", "jobid": _jobid(jobid)}
+        body: dict[str, JSONValue] = {"level": "job_finished", "jobid": _jobid(jobid)}
+        benchmark = self._benchmarks.pop(str(_jobid(jobid)), None)
+        if benchmark is not None:
+            usage = read_benchmark(self._absolute(benchmark))
+            if usage is not None:
+                body["benchmark_usage"] = usage
+        return body
+
+    def _absolute(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.workdir or ".").absolute() / path
 
     def _on_job_error(self, record: logging.LogRecord) -> dict[str, JSONValue]:
         rule_msg = _attr(record, "rule_msg")
@@ -318,7 +391,19 @@ class RecordConverter:
             "aux": to_plain(_attr(record, "aux")) or {},
             "error": error,
             "exit_code": int(exit_code.group(1)) if exit_code else None,
+            "log_tails": self._log_tails(_as_list(_attr(record, "log"))),
         }
+
+    def _log_tails(self, logs: list[JSONValue]) -> list[JSONValue]:
+        """The last lines of a failed job's log files, by absolute path."""
+        tails: list[JSONValue] = []
+        for name in logs[:LOG_TAIL_FILES]:
+            if not isinstance(name, str) or not name:
+                continue
+            tail = log_tail(self._absolute(name))
+            if tail is not None:
+                tails.append(tail)
+        return tails
 
     def _take_rule_error(self, shellcmd: str | None) -> str | None:
         """The error text of this job: the latest one quoting its shell command, else the

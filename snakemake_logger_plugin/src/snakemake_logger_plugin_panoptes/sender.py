@@ -18,8 +18,14 @@ class Sender(_Sender):
     """Deliver a Snakemake run's events; spool files go to ``<workdir>/.snakemake/panoptes``."""
 
     def __init__(self, *, workdir: Callable[[], str], **kwargs: Any) -> None:
+        notifier = kwargs.get("notifier")
+
+        def tell_url(url: str) -> None:
+            if isinstance(notifier, Notifier):
+                notifier.once("run-url", f"this run on the hub: {url}")
+
         super().__init__(
-            channel=SnakemakeChannel(),
+            channel=SnakemakeChannel(on_registered=tell_url),
             spool_directory=lambda: spool_dir(workdir()),
             **kwargs,
         )

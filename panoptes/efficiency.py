@@ -1,0 +1,202 @@
+"""Requested versus used resources, per rule/process: what the jobs asked for (cpus, memory,
+time), what they used (CPU, peak memory, run time), how well the request fitted, and a
+suggested request (the 95th percentile of use plus a margin). Also a run's CPU-hours and an
+estimate of when it ends.
+
+Usage comes from the engine: Nextflow reports it per task; Snakemake through the
+``benchmark:`` files our plugin reads. Reads are bounded: a sample of at most
+``SAMPLE`` finished jobs per run, and at most ``HISTORY_RUNS`` earlier runs of a pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Float, cast, func, select
+
+from .extensions import db
+from .models import Job, Workflow
+from .normalize.schema import JobStatus, WorkflowStatus
+
+SAMPLE = 2000
+HISTORY_RUNS = 10
+# A suggestion leaves this much room above the 95th percentile of what the jobs used.
+MARGIN = 1.2
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Usage:
+    name: str
+    cpus: int | None
+    memory_bytes: int | None
+    time_ms: int | None
+    realtime_ms: int | None
+    pcpu: float | None
+    peak_rss: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEfficiency:
+    """One rule/process: requests (the most common value), use, fit in percent, suggestion."""
+
+    name: str
+    jobs: int
+    cpus: int | None
+    cpu_used: float | None  # mean CPUs busy (pcpu / 100)
+    cpu_efficiency: float | None  # percent of the requested CPUs used on average
+    memory_bytes: int | None
+    memory_p95: float | None
+    memory_efficiency: float | None  # 95th percentile of peak memory, percent of the request
+    memory_suggested: float | None
+    time_ms: int | None
+    time_p95_ms: float | None
+    time_efficiency: float | None
+    time_suggested_ms: float | None
+    cpus_suggested: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Efficiency:
+    rules: list[RuleEfficiency]
+    runs: int  # how many runs the figures cover
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of sorted ``values`` (not empty)."""
+    rank = max(1, math.ceil(q * len(values)))
+    return values[rank - 1]
+
+
+def _most_common(values: Sequence[int | None]) -> int | None:
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return None
+    return max(set(seen), key=lambda v: (seen.count(v), v))
+
+
+def _rule(name: str, jobs: Sequence[_Usage]) -> RuleEfficiency:
+    cpus = _most_common([j.cpus for j in jobs])
+    memory = _most_common([j.memory_bytes for j in jobs])
+    time_ms = _most_common([j.time_ms for j in jobs])
+    cpu_used = [j.pcpu / 100 for j in jobs if j.pcpu is not None]
+    rss = sorted(float(j.peak_rss) for j in jobs if j.peak_rss is not None)
+    real = sorted(float(j.realtime_ms) for j in jobs if j.realtime_ms is not None)
+    mean_cpu = sum(cpu_used) / len(cpu_used) if cpu_used else None
+    memory_p95 = _percentile(rss, 0.95) if rss else None
+    time_p95 = _percentile(real, 0.95) if real else None
+    peak_cpu = _percentile(sorted(cpu_used), 0.95) if cpu_used else None
+    return RuleEfficiency(
+        name=name,
+        jobs=len(jobs),
+        cpus=cpus,
+        cpu_used=mean_cpu,
+        cpu_efficiency=100 * mean_cpu / cpus if mean_cpu is not None and cpus else None,
+        memory_bytes=memory,
+        memory_p95=memory_p95,
+        memory_efficiency=100 * memory_p95 / memory if memory_p95 is not None and memory else None,
+        memory_suggested=_round_memory(memory_p95 * MARGIN) if memory_p95 is not None else None,
+        time_ms=time_ms,
+        time_p95_ms=time_p95,
+        time_efficiency=100 * time_p95 / time_ms if time_p95 is not None and time_ms else None,
+        time_suggested_ms=_round_minutes(time_p95 * MARGIN) if time_p95 is not None else None,
+        cpus_suggested=max(1, math.ceil(peak_cpu)) if peak_cpu is not None else None,
+    )
+
+
+def _round_memory(value: float) -> float:
+    """Up to a whole number of MiB (at least 1)."""
+    return max(1, math.ceil(value / _MIB)) * _MIB
+
+
+def _round_minutes(value_ms: float) -> float:
+    """Up to a whole number of minutes (at least 1)."""
+    return max(1, math.ceil(value_ms / 60_000)) * 60_000
+
+
+def _usage(workflow_pks: Sequence[int]) -> list[_Usage]:
+    finished = [JobStatus.DONE.value, JobStatus.CACHED.value]
+    rows = db.session.execute(
+        select(
+            Job.name,
+            Job.cpus,
+            Job.memory_bytes,
+            Job.time_ms,
+            Job.realtime_ms,
+            Job.pcpu,
+            Job.peak_rss,
+        )
+        .where(
+            Job.workflow_pk.in_(workflow_pks),
+            Job.status.in_(finished),
+            (Job.realtime_ms.is_not(None) | Job.peak_rss.is_not(None) | Job.pcpu.is_not(None)),
+        )
+        .order_by(Job.pk.desc())
+        .limit(SAMPLE)
+    )
+    return [_Usage(str(r[0] or "(unnamed)"), *r[1:]) for r in rows]
+
+
+def _summarise(workflow_pks: Sequence[int]) -> list[RuleEfficiency]:
+    by_rule: dict[str, list[_Usage]] = {}
+    for usage in _usage(workflow_pks):
+        by_rule.setdefault(usage.name, []).append(usage)
+    return [_rule(name, jobs) for name, jobs in by_rule.items()]
+
+
+def for_run(workflow: Workflow) -> Efficiency:
+    """Requests against use per rule/process in this run."""
+    return Efficiency(_summarise([workflow.pk]), 1)
+
+
+def across_runs(workflow: Workflow, runs: int = HISTORY_RUNS) -> Efficiency:
+    """The same over the last ``runs`` finished runs of the same pipeline (engine and
+    Snakefile/project), this one included if it finished."""
+    if not workflow.project:
+        return Efficiency([], 0)
+    pks = list(
+        db.session.scalars(
+            select(Workflow.pk)
+            .where(
+                Workflow.engine == workflow.engine,
+                Workflow.project == workflow.project,
+                Workflow.status == WorkflowStatus.DONE.value,
+            )
+            .order_by(Workflow.started_at.desc(), Workflow.pk.desc())
+            .limit(runs)
+        )
+    )
+    if not pks:
+        return Efficiency([], 0)
+    return Efficiency(_summarise(pks), len(pks))
+
+
+def cpu_hours(workflow: Workflow) -> float | None:
+    """CPU time the run's finished jobs used, in hours, summed by the database: the engine's
+    %CPU over its run time where reported, else the requested CPUs over the job's duration."""
+    from .dashboard import _duration_seconds
+
+    seconds = func.coalesce(cast(Job.realtime_ms, Float) / 1000.0, _duration_seconds())
+    busy = func.coalesce(cast(Job.pcpu, Float) / 100.0, cast(Job.cpus, Float), 1.0)
+    total = db.session.scalar(
+        select(func.sum(seconds * busy)).where(
+            Job.workflow_pk == workflow.pk, Job.completed_at.is_not(None)
+        )
+    )
+    return None if total is None else float(total) / 3600
+
+
+def eta_seconds(workflow: Workflow, done: int, total: int, now: datetime) -> float | None:
+    """Seconds until a Running run ends, at the pace it has kept: (elapsed / done) times the
+    jobs left. None when it cannot be told (nothing done yet, no plan, not running)."""
+    if workflow.status != WorkflowStatus.RUNNING.value or workflow.started_at is None:
+        return None
+    if done <= 0 or total <= done:
+        return None
+    elapsed = (now - workflow.started_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    return elapsed / done * (total - done)
