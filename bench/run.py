@@ -1,7 +1,7 @@
 """Benchmark the hub against panoptes-ui and nextflow-turret, side by side, in one run.
 
-    /work/venv/bin/python bench/run.py            # everything, about 13 minutes
-    /work/venv/bin/python bench/run.py --quick    # fewer runs, about 2 minutes
+    /work/venv/bin/python bench/run.py            # everything, about 15 minutes
+    /work/venv/bin/python bench/run.py --quick    # fewer runs, about 3 minutes
     /work/venv/bin/python bench/run.py --quick --no-peers --streams snakemake,batch
 
 Installs the peers from the package registry into their own virtual environments (under
