@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import loadgen
 
-INTERVAL_S = 0.02  # 50 polls a second at most: about 1 % of one core of the hub's time
+INTERVAL_S = 0.02  # 50 polls a second at most; each costs the hub about 0.7 ms of CPU
 DRAIN_LIMIT_S = 60.0  # after ``stop``, how long to wait for the last groups to become visible
 MAX_GROUPS = 100_000  # bounds the memory of a very long pass (83 minutes of polls)
 PROJECTION_WAIT_LIMIT_S = 300.0

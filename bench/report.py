@@ -358,7 +358,8 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
             "of them; each event counts once with its bound, so 'lag p99' is an upper bound on "
             "the 99th percentile over all the pass's events (high by at most one interval plus "
             "one request). The column gives the worst pass. The polls cost the hub one small "
-            "request per interval, charged to its rate.",
+            "request per interval (about 0.7 ms of CPU each in-process on this machine: 3.5 % "
+            "of one core), charged to its rate.",
             "",
             *_write_table(results),
         ]
