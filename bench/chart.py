@@ -86,7 +86,10 @@ def draw(results: dict[str, Any], out: Path) -> None:
         axes[1].axvline(100, color="#e53e3e", linestyle="--", linewidth=1)
         config = results["config"]
         axes[1].set_title(
-            f"Read side: {config['read_runs']:,} runs, one run of {config['read_jobs']:,} jobs"
+            f"Read side: panoptes {config['read_runs']:,} runs, one run of "
+            f"{config['read_jobs']:,} jobs; peers "
+            f"{config.get('peer_read_runs', config['read_runs']):,} runs, "
+            f"{config.get('peer_read_jobs', config['read_jobs']):,} jobs"
             " (dashed: the 100 ms target)",
             fontsize=10,
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lag
 import loadgen
 import streams
 from servers import CACHE, HOST, PANOPTES_UI_VERSION, REPO, TURRET_VERSION, Server
@@ -122,6 +123,7 @@ def fill_hub(
         try:
             big_ids = _send(server, streams.batch_stream(1, TEMPLATE_JOBS, batch_size=2000))
             small_ids = _send(server, streams.batch_stream(1, SMALL_RUN_JOBS))
+            lag.wait_until_projected(HOST, server.port)  # the rows copied below are projected
         finally:
             server.stop()
         with sqlite3.connect(next(folder.glob("*.db"))) as db:

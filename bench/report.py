@@ -33,6 +33,23 @@ def _storing_alone(results: dict[str, Any], label: str, key: str, percent: bool)
     return f" (storing alone: {_ratio(floor[key], percent)})"
 
 
+READ_RUNS = 100_000  # the sizes the read targets are stated at
+READ_JOBS = 1_000_000
+LAG_P99_MS = 500.0
+
+
+def _lag_target(results: dict[str, Any], label: str) -> dict[str, Any]:
+    row = _row(results, label)
+    name = f"Projection lag under {label}: p99 < {LAG_P99_MS:.0f} ms"
+    if not row or row.get("lag_p99_ms") is None:
+        return _target(name, "not measured", None)
+    return _target(
+        name,
+        f"{_ms(row['lag_p99_ms'])} ms (worst pass; max {_ms(row['lag_max_ms'])} ms)",
+        bool(row["lag_p99_ms"] < LAG_P99_MS),
+    )
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue with what this run measured (``met`` None: not measured)."""
     found = []
@@ -49,24 +66,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 None if not peer else bool(peer >= 6 and row and row["ok"]),
             )
         )
-        ceiling = row and row["of_ceiling"]
+        floor = row and row.get("of_floor")
         found.append(
             _target(
-                f"Snakemake c={concurrency}: ≥ 70 % of the bare-Flask ceiling",
-                f"{ceiling:.0%}{_storing_alone(results, label, 'of_ceiling', True)}"
-                if ceiling
-                else "not measured",
-                None if not ceiling else bool(ceiling >= 0.7 and row and row["ok"]),
+                f"Snakemake c={concurrency}: ≥ 85 % of the store-only floor's events/s",
+                f"{floor:.0%}" if floor else "not measured",
+                None if not floor else bool(floor >= 0.85 and row and row["ok"]),
             )
         )
-    row = _row(results, SNAKEMAKE[1])
-    found.append(
-        _target(
-            "Snakemake c=8: p99 < 50 ms",
-            f"{row['p99_ms']:.1f} ms" if row else "not measured",
-            None if not row else bool(row["p99_ms"] < 50 and row["ok"]),
-        )
-    )
     for label in TOWER:
         row = _row(results, label)
         peer = row and row["vs_peer"]
@@ -83,31 +90,34 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     row = _row(results, BATCH)
     found.append(
         _target(
-            "Batch route: ≥ 20,000 events/s",
+            "Batch route: ≥ 50,000 events/s",
             f"{row['rate']:,.0f} events/s" if row else "not measured",
-            None if not row else bool(row["rate"] >= 20_000 and row["ok"]),
+            None if not row else bool(row["rate"] >= 50_000 and row["ok"]),
         )
     )
+    found += [_lag_target(results, label) for label in (*SNAKEMAKE, *TOWER, BATCH)]
+    config = results.get("config", {})
+    at_size = config.get("read_runs", 0) >= READ_RUNS and config.get("read_jobs", 0) >= READ_JOBS
     pages = {p["page"]: p for p in results.get("read", []) if p["server"] == "panoptes"}
     for page in READ_PAGES:
         entry = pages.get(page)
+        measured = "not measured"
+        if entry:
+            measured = f"{entry['p95_ms']:.0f} ms ({entry['path']})"
+            if not at_size:
+                measured += (
+                    f" at {config.get('read_runs', 0):,} runs and "
+                    f"{config.get('read_jobs', 0):,} jobs, not the target's sizes"
+                )
         found.append(
             _target(
-                f"Read, {page}: p95 < 100 ms",
-                f"{entry['p95_ms']:.0f} ms ({entry['path']})" if entry else "not measured",
-                None if not entry else bool(entry["p95_ms"] < 100 and entry["status"] < 300),
+                f"Read at {READ_RUNS:,} runs and a run of {READ_JOBS:,} jobs, {page}: p95 < 100 ms",
+                measured,
+                None
+                if not entry or not at_size
+                else bool(entry["p95_ms"] < 100 and entry["status"] < 300),
             )
         )
-    live = (results.get("plugin") or {}).get("variants", {}).get("plugin → live hub")
-    found.append(
-        _target(
-            "Plugin overhead (200 trivial jobs, live hub): ≤ 5 %",
-            f"{live['wall_change']:+.1%} wall"
-            if live and "wall_change" in live
-            else "not measured",
-            None if not live or "wall_change" not in live else bool(live["wall_change"] <= 0.05),
-        )
-    )
     return found
 
 
@@ -159,16 +169,21 @@ def _ratio(value: float | None, percent: bool = False) -> str:
 
 def _write_table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| stream | server | units/s (median) | p50 ms | p99 ms | server CPU µs/unit "
-        "| vs peer | of ceiling | all stored | passes (units/s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| stream | server | units/s (median) | p50 ms | p99 ms | lag p99 ms "
+        "| server CPU µs/unit | vs peer | of floor | of ceiling | all stored "
+        "| passes (units/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in results.get("write", []):
         stored = "yes" if row["ok"] else f"**no** ({row['failed_passes']} of {row['passes']})"
+        lag = row.get("lag_p99_ms")
+        of_floor = row.get("of_floor") if row["server"] not in (FLOOR, CEILING) else None
         lines.append(
             f"| {row['label']} | {row['server']} | {row['rate']:,.0f} | {_ms(row['p50_ms'])} "
-            f"| {_ms(row['p99_ms'])} | {row['cpu_us']:,.0f} "
+            f"| {_ms(row['p99_ms'])} | {_ms(lag) if lag is not None else ''} "
+            f"| {row['cpu_us']:,.0f} "
             f"| {_ratio(row['vs_peer']) if row['server'] == 'panoptes' else ''} "
+            f"| {_ratio(of_floor, True)} "
             f"| {_ratio(row['of_ceiling'], True) if row['server'] != CEILING else ''} "
             f"| {stored} | {', '.join(f'{r:,.0f}' for r in row['rates'])} |"
         )
@@ -299,6 +314,7 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
     """The whole RESULTS.md."""
     facts = results["machine"]
     config = results["config"]
+    lag_interval_ms = config.get("lag_interval_s", 0.02) * 1000
     lines = [
         "# Benchmarks: panoptes against panoptes-ui and nextflow-turret",
         "",
@@ -328,7 +344,22 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
             "Two Flask apps run beside the servers under the hub's gunicorn settings: bare "
             "Flask answers a constant (the ceiling; 'of ceiling' is a rate over its rate), "
             "store-only Flask stores each request's body with one SQLite commit, set up as the "
-            "hub sets SQLite up (what storing alone allows; `bench/floor_app.py`).",
+            "hub sets SQLite up (what storing alone allows; `bench/floor_app.py`; 'of floor' "
+            "is a rate over its rate). The hub answers once an event is appended to its log and "
+            "projects the log afterwards: its pass runs until `GET /api/log` reports nothing "
+            "pending, so its rate counts every event as visible through the read API.",
+            "",
+            "**Projection lag** (hub only; `bench/lag.py`): during each hub pass a thread polls "
+            f"`GET /api/log` every {lag_interval_ms:.0f} ms on one keep-alive connection. The "
+            "events that appeared between two polls were stored, so acknowledged, after the "
+            "earlier poll was sent; they are visible at the latest when a later poll's answer "
+            "shows them applied (`appended - pending`, a number the log reaches without gaps "
+            "on SQLite). That difference is an upper bound on the 2xx-to-visible lag of each "
+            "of them; each event counts once with its bound, so 'lag p99' is an upper bound on "
+            "the 99th percentile over all the pass's events (high by at most one interval plus "
+            "one request). The column gives the worst pass. The polls cost the hub one small "
+            "request per interval (about 0.7 ms of CPU each in-process on this machine: 3.5 % "
+            "of one core), charged to its rate.",
             "",
             *_write_table(results),
         ]
@@ -339,9 +370,13 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
             "",
             "## Read side",
             "",
-            f"A database of {config['read_runs']:,} runs plus one run of "
-            f"{config['read_jobs']:,} jobs (nextflow-turret: the runs only, it keeps no tasks); "
-            "each page loaded one after another on one keep-alive connection after up to two "
+            f"panoptes: a database of {config['read_runs']:,} runs (10 jobs each) plus one run "
+            f"of {config['read_jobs']:,} jobs. The peers: "
+            f"{config.get('peer_read_runs', config['read_runs']):,} runs plus one run of "
+            f"{config.get('peer_read_jobs', config['read_jobs']):,} jobs (nextflow-turret: the "
+            "runs only, it keeps no tasks); at the hub's sizes their pages, which load every "
+            "row, take minutes a load. Each page is "
+            "loaded one after another on one keep-alive connection after up to two "
             f"warm-up loads, at most {config.get('read_requests', 100)} loads or "
             f"{config.get('read_budget', 20):.0f} s per page. panoptes' API pages use their "
             "default page size (100); panoptes-ui and nextflow-turret answer with everything at "

@@ -1,7 +1,7 @@
 """Benchmark the hub against panoptes-ui and nextflow-turret, side by side, in one run.
 
-    /work/venv/bin/python bench/run.py            # everything, about 13 minutes
-    /work/venv/bin/python bench/run.py --quick    # fewer runs, about 2 minutes
+    /work/venv/bin/python bench/run.py            # everything, about 15 minutes
+    /work/venv/bin/python bench/run.py --quick    # fewer runs, about 3 minutes
     /work/venv/bin/python bench/run.py --quick --no-peers --streams snakemake,batch
 
 Installs the peers from the package registry into their own virtual environments (under
@@ -32,6 +32,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import lag
 import loadgen
 import readside
 import report
@@ -113,6 +114,13 @@ class Pass:
     client_cpu: float  # client CPU seconds over wall seconds (in CPUs)
     ok: bool
     problems: list[str] = field(default_factory=list)
+    # The hub only: upper bounds on the lag from 2xx to visible in the API, over the pass's
+    # events (``lag.py``); None where not measured.
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    lag_max_ms: float | None = None
+    lag_events: int = 0
+    lag_unresolved: int = 0
 
 
 # -- machine ----------------------------------------------------------------------------------
@@ -183,17 +191,8 @@ def _checker(name: str, spec: WriteSpec, stream: streams.Stream, server: Server)
     return streams.check_nothing(stream)
 
 
-PROJECTION_WAIT_LIMIT_S = 300.0
-
-
-def wait_until_projected(port: int) -> float:
-    """Seconds until the hub's log has nothing left to apply (``GET /api/log``)."""
-    started = time.perf_counter()
-    while loadgen.get_json(HOST, port, "/api/log")["pending"]:
-        if time.perf_counter() - started > PROJECTION_WAIT_LIMIT_S:
-            break  # the check below reports what is missing
-        time.sleep(0.002)
-    return time.perf_counter() - started
+def _ms(seconds: float) -> float | None:
+    return None if seconds != seconds else seconds * 1000  # nan: nothing measured
 
 
 def measure(spec: WriteSpec, stream: streams.Stream, server: Server, round_number: int) -> Pass:
@@ -204,18 +203,25 @@ def measure(spec: WriteSpec, stream: streams.Stream, server: Server, round_numbe
     def sample() -> None:
         cpu[0] = server.cpu_seconds()
 
+    sampler = lag.LagSampler(HOST, server.port) if server.name == "panoptes" else None
+    if sampler is not None:
+        sampler.start()
     result = loadgen.run(
         HOST, server.port, stream.sequences, spec.concurrency, CLIENT_PROCESSES, on_start=sample
     )
-    if server.name == "panoptes":
+    lags = lag.LagResult()
+    if sampler is not None:
         # The hub answers once an event is stored; the pass runs until every event is also
         # visible through the read API (the projector has applied the log).
-        result.wall += wait_until_projected(server.port)
+        result.wall += lag.wait_until_projected(HOST, server.port)
+        lags = sampler.stop()
     used = server.cpu_seconds() - cpu[0]
     problems = [f"{result.errors} failed requests: {result.error_samples}"] if result.errors else []
     if result.units != stream.units:
         problems.append(f"{result.units} of {stream.units} {stream.unit} accepted")
     problems += check(HOST, server.port, result.ids)
+    if lags.unresolved_events:
+        problems.append(f"{lags.unresolved_events} events not visible {lag.DRAIN_LIMIT_S:.0f} s on")
     return Pass(
         label=spec.label,
         server=server.name,
@@ -230,6 +236,11 @@ def measure(spec: WriteSpec, stream: streams.Stream, server: Server, round_numbe
         client_cpu=result.client_cpu / result.wall if result.wall else 0.0,
         ok=not problems,
         problems=problems[:10],
+        lag_p50_ms=_ms(lags.percentile(50)) if sampler else None,
+        lag_p99_ms=_ms(lags.percentile(99)) if sampler else None,
+        lag_max_ms=_ms(lags.percentile(100)) if sampler else None,
+        lag_events=lags.events,
+        lag_unresolved=lags.unresolved_events,
     )
 
 
@@ -254,15 +265,27 @@ def summarize_passes(passes: list[Pass]) -> list[dict[str, Any]]:
                     "cpu_us": statistics.median(p.cpu_us for p in good),
                     "client_cpu": statistics.median(p.client_cpu for p in good),
                     "problems": [q for p in mine for q in p.problems][:5],
+                    # The worst pass, not the median: the target bounds every load.
+                    "lag_p99_ms": _worst(p.lag_p99_ms for p in mine),
+                    "lag_p50_ms": _worst(p.lag_p50_ms for p in mine),
+                    "lag_max_ms": _worst(p.lag_max_ms for p in mine),
+                    "lag_events": sum(p.lag_events for p in mine),
                 }
             )
     for row in rows:
         same = {r["server"]: r for r in rows if r["label"] == row["label"]}
         ceiling = same.get(servers.CEILING)
         row["of_ceiling"] = row["rate"] / ceiling["rate"] if ceiling and ceiling["rate"] else None
+        floor = same.get(servers.FLOOR)
+        row["of_floor"] = row["rate"] / floor["rate"] if floor and floor["rate"] else None
         peer = next((same[n] for n in ("panoptes-ui", "nextflow-turret") if n in same), None)
         row["vs_peer"] = row["rate"] / peer["rate"] if peer and peer["rate"] else None
     return rows
+
+
+def _worst(values: Any) -> float | None:
+    found = [v for v in values if v is not None]
+    return max(found) if found else None
 
 
 def run_writes(
@@ -433,8 +456,8 @@ def run_reads(
         big = readside.fill_panoptes_ui(
             lambda f: servers.panoptes_ui(f, venv),
             folder / "panoptes-ui.db",
-            args.read_runs,
-            args.read_jobs,
+            args.peer_read_runs,
+            args.peer_read_jobs,
         )
         plans.append(
             (
@@ -451,7 +474,7 @@ def run_reads(
         folder = work / "read-turret"
         venv = peers["nextflow-turret"]
         big = readside.fill_turret(
-            lambda f: servers.turret(f, venv), folder / "turret.db", args.read_runs
+            lambda f: servers.turret(f, venv), folder / "turret.db", args.peer_read_runs
         )
         plans.append(
             (
@@ -563,8 +586,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="passes per server, alternating order (default 2: A B, B A)",
     )
-    parser.add_argument("--read-runs", type=int, help="runs in the read database (10,000)")
-    parser.add_argument("--read-jobs", type=int, help="jobs of its large run (100,000)")
+    parser.add_argument(
+        "--read-runs", type=int, help="runs in the hub's read database (100,000; quick 2,000)"
+    )
+    parser.add_argument(
+        "--read-jobs", type=int, help="jobs of its large run (1,000,000; quick 20,000)"
+    )
+    parser.add_argument(
+        "--peer-read-runs",
+        type=int,
+        help="runs in the peers' read databases (10,000; quick: as --read-runs): at the hub's "
+        "sizes their pages take minutes a load",
+    )
+    parser.add_argument(
+        "--peer-read-jobs", type=int, help="jobs of panoptes-ui's large run (100,000)"
+    )
     parser.add_argument("--read-requests", type=int, help="loads per page (default 100)")
     parser.add_argument("--read-budget", type=float, help="seconds per page at most (20; quick 8)")
     parser.add_argument(
@@ -600,8 +636,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = {
         "runs": 8 if quick else 10,
         "jobs": 25 if quick else 200,
-        "read_runs": 2_000 if quick else 10_000,
-        "read_jobs": 20_000 if quick else 100_000,
+        "read_runs": 2_000 if quick else 100_000,
+        "read_jobs": 20_000 if quick else 1_000_000,
         "read_requests": 20 if quick else 100,
         "read_budget": 8.0 if quick else 20.0,
         "plugin_repeat": 1 if quick else 3,
@@ -609,6 +645,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.peer_read_runs is None:
+        args.peer_read_runs = min(args.read_runs, 10_000)
+    if args.peer_read_jobs is None:
+        args.peer_read_jobs = min(args.read_jobs, 100_000)
     args.stream_list = [s for s in args.streams.split(",") if s]
     unknown = set(args.stream_list) - set(ALL_STREAMS)
     if unknown:
@@ -662,12 +702,14 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds",
                 "read_runs",
                 "read_jobs",
+                "peer_read_runs",
+                "peer_read_jobs",
                 "read_requests",
                 "read_budget",
                 "plugin_repeat",
             )
         }
-        | {"hub_source": str(args.hub_source)},
+        | {"hub_source": str(args.hub_source), "lag_interval_s": lag.INTERVAL_S},
         "command": shlex.join(["python", "bench/run.py", *(argv or sys.argv[1:])]),
     }
     try:
