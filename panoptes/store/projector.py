@@ -79,6 +79,8 @@ _POSITIONS = cast(Table, LogPosition.__table__)
 _MAX_KEYS_PER_QUERY = 500
 # How often an idle projector looks for events appended by other processes.
 POLL_SECONDS = 0.025
+# How long a woken projector waits for more appends before it projects them together.
+COALESCE_SECONDS = 0.02
 # How long a projector that is not its database's (SQLite) waits before trying again.
 _STANDBY_SECONDS = 1.0
 
@@ -452,6 +454,10 @@ class Projector:
         failures = 0
         while not self._stop.is_set():
             woken = self._wake.wait(POLL_SECONDS)
+            if woken:
+                # Let the appends of the next moments join this batch: a batch's fixed cost
+                # (its queries, its commit) then spreads over many events (bench/PROFILES.md).
+                self._stop.wait(COALESCE_SECONDS)
             self._wake.clear()
             app = self._app()
             if app is None or self._stop.is_set():
