@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .. import engines
 from ..charts import fmt_duration
 from ..models import Job, Workflow
 
@@ -67,16 +68,21 @@ def _tail(text: str, lines: int = MESSAGE_LOG_LINES) -> str:
 
 
 def _log_tail(job: Job) -> str | None:
-    """The end of the job's log, where the hub has one (an engine adapter may keep it in
-    ``extra['log_tail']``, as text or lines)."""
-    tail = (job.extra or {}).get("log_tail")
+    """The end of the job's log, where the hub has one: ``extra['log_tail']`` (the generic
+    event API, as text or lines) or the last of ``extra['log_tails']`` (our Snakemake plugin:
+    one ``{"path", "text"}`` per log file)."""
+    extra = job.extra or {}
+    tail = extra.get("log_tail")
+    tails = extra.get("log_tails")
+    if tail is None and isinstance(tails, list) and tails and isinstance(tails[-1], dict):
+        tail = tails[-1].get("text")
     if isinstance(tail, list):
         tail = "\n".join(str(line) for line in tail)
     return _tail(tail) if isinstance(tail, str) and tail.strip() else None
 
 
 def _failed_job(job: Job, engine: str) -> list[str]:
-    word = "rule" if engine == "snakemake" else "process"
+    word = engines.for_run(engine).words.step
     label = job.tag or (job.extra or {}).get("task_name") or ""
     head = f"- {word} {job.name or '?'}"
     if label and label != job.name:

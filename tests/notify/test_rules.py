@@ -184,3 +184,21 @@ def test_urls_are_split_where_the_next_url_begins():
         "json://a/x",
         "ntfy://topic",
     )
+
+
+def test_a_failed_jobs_log_tail_comes_from_either_engine_shape():
+    from panoptes.models import Job
+    from panoptes.notify.message import _failed_job
+
+    generic = Job(job_key="a", name="align", exit_code=2, extra={"log_tail": "one\ntwo"})
+    snakemake = Job(
+        job_key="3",
+        name="count",
+        exit_code=1,
+        extra={"log_tails": [{"path": "/w/logs/a.log", "text": "first"},
+                             {"path": "/w/logs/b.log", "text": "boom at the end"}]},
+    )  # fmt: skip
+    assert "    two" in _failed_job(generic, "necroflow")
+    assert _failed_job(generic, "necroflow")[0].startswith("- step align")
+    lines = _failed_job(snakemake, "snakemake")
+    assert lines[0].startswith("- rule count") and "    boom at the end" in lines
