@@ -675,7 +675,7 @@ def metrics(workflow_id: str) -> Response:
             Job.read_bytes,
             Job.write_bytes,
         )
-        .where(Job.workflow_pk == run.pk, Job.status.in_(("Done", "Error")))
+        .where(Job.workflow_pk == run.pk, Job.status.in_(("Done", "Error", "Ignored")))
         .order_by(Job.pk.desc())
         .limit(MAX_METRIC_JOBS)
     ).all()

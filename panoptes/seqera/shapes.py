@@ -38,6 +38,8 @@ TASK_STATUS = {
     "Running": "RUNNING",
     "Done": "COMPLETED",
     "Error": "FAILED",
+    # A task whose errorAction was IGNORE: Nextflow reports it FAILED, and so does Seqera.
+    "Ignored": "FAILED",
     "Cached": "CACHED",
     "Aborted": "ABORTED",
 }
@@ -300,6 +302,7 @@ _COUNTER = {
     "Running": "running",
     "Done": "succeeded",
     "Error": "failed",
+    "Ignored": "failed",
     "Cached": "cached",
 }
 

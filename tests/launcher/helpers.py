@@ -133,6 +133,7 @@ def start_hub(
     database_url = database_url or f"sqlite:///{tmp_path / 'launch.db'}"
     config = tmp_path / "panoptes.toml"
     config.write_text(queues)
+    cli(database_url, "db", "upgrade")  # commands other than these refuse a missing database
     token = cli(database_url, "token", "create", "launcher", "--scope", "launch").strip()
     hub = LiveHub(
         database_url,
