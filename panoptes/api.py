@@ -118,7 +118,7 @@ def _stale() -> Staleness:
 
 
 def _workflow_or_404(workflow_id: str) -> Workflow:
-    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    workflow = store.find_run(workflow_id)
     if workflow is None:
         raise ApiError(404, f"No workflow with id {workflow_id!r}.")
     return workflow

@@ -181,11 +181,6 @@ def status_counts(run_filter: RunFilter, stale: Staleness) -> dict[str, int]:
     return counts
 
 
-def find_run(workflow_id: str) -> Workflow | None:
-    """One run with all its columns."""
-    return db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
-
-
 def find_job(workflow: Workflow, job_id: str) -> Job | None:
     """One job of a run, by the engine's job key."""
     return db.session.scalars(

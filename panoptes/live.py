@@ -39,7 +39,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, func, select
 
-from . import apidoc, queries, serializers
+from . import apidoc, queries, serializers, store
 from .config import Staleness, stale_after
 from .errors import ApiError
 from .extensions import db
@@ -224,7 +224,7 @@ def stream(query: StreamQuery) -> Response:
         with engine.connect() as connection:  # checked out per poll; rolled back on exit
             return version(connection, workflow_id, stale)
 
-    if workflow_id is not None and probe() is None:
+    if workflow_id is not None and probe() is None and store.find_run(workflow_id) is None:
         raise ApiError(404, f"No workflow with id {workflow_id!r}.")
     db.session.remove()  # the stream outlives the request: hold no session while it runs
     # EventSource always asks for text/event-stream; other clients (curl, scripts, API

@@ -296,7 +296,7 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
     """Dashboard: one run (Tower's watchUrl points here)."""
     stale = _stale()
     version = live.version(db.session.connection(), workflow_id, stale)
-    run = dashboard.find_run(workflow_id)
+    run = store.find_run(workflow_id)
     if run is None:
         return _not_found(f"There is no run with id {workflow_id}.")
     args = request.args
@@ -344,7 +344,7 @@ def job(workflow_id: str, job_id: str) -> str | tuple[str, int]:
     """Dashboard: everything known about one job."""
     stale = _stale()
     version = live.version(db.session.connection(), workflow_id, stale)
-    run = dashboard.find_run(workflow_id)
+    run = store.find_run(workflow_id)
     if run is None:
         return _not_found(f"There is no run with id {workflow_id}.")
     found = dashboard.find_job(run, job_id)
@@ -399,7 +399,7 @@ def cancel(workflow_id: str) -> ResponseReturnValue:
 @apidoc.operation(DASHBOARD, responses={200: HTML, 404: MISSING})
 def confirm_delete(workflow_id: str) -> str | tuple[str, int]:
     """Dashboard: confirm deleting a run (works without JavaScript)."""
-    run = dashboard.find_run(workflow_id)
+    run = store.find_run(workflow_id)
     if run is None:
         return _not_found(f"There is no run with id {workflow_id}.")
     return render_template("delete.html", run=run, summary=dashboard.summary(run, _stale()))
@@ -411,7 +411,7 @@ def delete(workflow_id: str) -> ResponseReturnValue:
     """Dashboard form: delete a run that is not Running, with its jobs and raw events."""
     if not _csrf_ok():
         return _refused()
-    run = dashboard.find_run(workflow_id)
+    run = store.find_run(workflow_id)
     name = run.name if run is not None else workflow_id
     outcome = store.delete_workflow(workflow_id)
     if outcome is store.Deleted.MISSING:

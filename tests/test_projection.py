@@ -100,6 +100,28 @@ def test_an_acknowledged_event_is_in_the_log_before_it_is_projected(app):
     assert plain.get(f"/api/workflow/{workflow_id}").get_json()["workflow"]["name"] == "r"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/workflow/{id}",
+        "/api/workflow/{id}/jobs",
+        "/api/stream?workflow_id={id}",
+        "/workflow/{id}",
+        "/seqera/workflow/{id}",
+    ],
+)
+def test_a_run_just_created_can_be_read_before_the_projector_reaches_it(app, path):
+    from flask.testing import FlaskClient
+
+    plain = FlaskClient(app)  # does not wait for the projector
+    created = plain.post("/trace/create", json={"runName": "r", "sessionId": "s"})
+    workflow_id = created.get_json()["workflowId"]
+    assert plain.get("/api/log").get_json()["pending"] == 1
+    assert plain.get(path.format(id=workflow_id)).status_code == 200
+    # and an id no one created is still unknown
+    assert plain.get(path.format(id="nosuchrun")).status_code == 404
+
+
 def test_the_projector_thread_applies_events_without_being_asked(app_factory):
     app = app_factory(PROJECTOR_THREAD=True)
     from flask.testing import FlaskClient

@@ -181,7 +181,7 @@ def _run_status(run: Workflow) -> str:
 
 
 def _run(workflow_id: str) -> Workflow | None:
-    return db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    return store.find_run(workflow_id)
 
 
 def _found(workflow_id: str) -> tuple[Workflow | None, Launch | None]:

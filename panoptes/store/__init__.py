@@ -22,7 +22,7 @@ from .log import (
     tower_event,
 )
 from .projector import catch_up, reindex
-from .runs import Deleted, cancel, delete_all, delete_workflow, prune, rename
+from .runs import Deleted, cancel, delete_all, delete_workflow, find_run, prune, rename
 from .tokens import create_token, revoke_token
 from .transactions import write_transaction, writing
 
@@ -36,6 +36,7 @@ __all__ = [
     "create_token",
     "delete_all",
     "delete_workflow",
+    "find_run",
     "generic_batch",
     "is_valid_workflow_id",
     "new_workflow_id",

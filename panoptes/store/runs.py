@@ -22,10 +22,24 @@ _JOBS = cast(Table, Job.__table__)
 _RAW = cast(Table, RawEvent.__table__)
 
 
+# How long a read of an unknown run waits for the projector before it answers 404.
+MISS_CATCH_UP_SECONDS = 5.0
+
+
 class Deleted(enum.Enum):
     DELETED = "deleted"
     MISSING = "missing"
     RUNNING = "running"  # a Running run (not Stale) is never deleted
+
+
+def find_run(workflow_id: str) -> Workflow | None:
+    """The run; on a miss, the events committed so far are projected first, so a client that
+    has just created a run can read it at once (read-your-writes that costs only misses)."""
+    found = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    if found is None and projector.catch_up(timeout=MISS_CATCH_UP_SECONDS):
+        db.session.rollback()  # end the read's snapshot (SQLite's WAL) to see the projection
+        found = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    return found
 
 
 def _projected(workflow_id: str) -> Workflow | None:
