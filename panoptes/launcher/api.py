@@ -61,6 +61,15 @@ class LaunchIn(BaseModel):
     run_name: str | None = Field(default=None, min_length=1, max_length=255, pattern=_NO_NUL)
     queue: str | None = Field(default=None, max_length=64, pattern=_NO_NUL)
     args: list[str] = Field(default_factory=list, max_length=200)
+    # Shell scripts run in the head job before and after the engine; only on a queue whose
+    # table says run_scripts = true.
+    pre_run_script: str | None = Field(default=None, max_length=100_000, pattern=_NO_NUL)
+    post_run_script: str | None = Field(default=None, max_length=100_000, pattern=_NO_NUL)
+
+    @field_validator("pre_run_script", "post_run_script")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value if value is not None and value.strip() else None
 
     @field_validator("pipeline", "revision", "profile", "run_name", "queue")
     @classmethod
@@ -141,6 +150,8 @@ def launch_json(launch: Launch) -> dict[str, Any]:
         "args": launch.args or [],
         "resume": launch.resume,
         "relaunch_of": launch.relaunch_of,
+        "pre_run_script": launch.pre_run_script,
+        "post_run_script": launch.post_run_script,
         "status": launch.status,
         "exit_code": launch.exit_code,
         "error": launch.error,
@@ -230,6 +241,8 @@ def relaunch_request(original: Launch, resume: bool) -> LaunchIn:
         run_name=None,
         queue=original.queue,
         args=list(original.args or []),
+        pre_run_script=original.pre_run_script,
+        post_run_script=original.post_run_script,
     )
 
 
@@ -241,6 +254,13 @@ def submit(
     queue = _pick_queue(data.queue, data.pipeline)
     if queue.allow is not None and relaunch_of is None:
         _restricted(queue.name, data)
+    if (data.pre_run_script or data.post_run_script) and not queue.run_scripts:
+        # Checked on relaunches too: the queue's table may have changed since.
+        raise ApiError(
+            403,
+            f"Queue {queue.name!r} runs no pre-run or post-run scripts (its table in "
+            "panoptes.toml would say run_scripts = true).",
+        )
     return launches.create(
         launches.NewLaunch(
             engine=data.engine,
@@ -257,6 +277,8 @@ def submit(
             relaunch_of=relaunch_of,
             resume=resume,
             requested_by=requested_by,
+            pre_run_script=data.pre_run_script,
+            post_run_script=data.post_run_script,
         )
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,7 +86,26 @@ def build(launch: Launch, queue: Queue, hub_url: str, token: str) -> HeadJob:
         env["TOWER_ACCESS_TOKEN"] = token
         env["TOWER_WORKFLOW_ID"] = launch.workflow_id
         env["NXF_ANSI_LOG"] = "false"
+    if launch.pre_run_script or launch.post_run_script:
+        argv = _with_scripts(launch, queue, folder, argv, files)
     return HeadJob(argv=argv, env=env, cwd=cwd, folder=folder, files=files)
+
+
+def _with_scripts(
+    launch: Launch, queue: Queue, folder: Path, engine: list[str], files: dict[str, Path]
+) -> list[str]:
+    """The engine's argv wrapped by ``panoptes.launcher.scripts``, which runs the launch's
+    pre-run script, the engine, then its post-run script; the scripts are files."""
+    if not queue.run_scripts:  # the queue's table changed since the launch was accepted
+        raise ValueError(f"queue {queue.name!r} no longer runs pre-run or post-run scripts")
+    argv = [sys.executable, "-m", "panoptes.launcher.scripts"]
+    if launch.pre_run_script:
+        files["pre_run"] = _write(folder, "pre_run.sh", launch.pre_run_script)
+        argv += ["--pre", str(files["pre_run"])]
+    if launch.post_run_script:
+        files["post_run"] = _write(folder, "post_run.sh", launch.post_run_script)
+        argv += ["--post", str(files["post_run"])]
+    return [*argv, "--", *engine]
 
 
 def _write(folder: Path, name: str, content: str) -> Path:

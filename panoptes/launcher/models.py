@@ -38,6 +38,9 @@ class Launch(Base):
     args: Mapped[Any] = mapped_column(JsonValue, nullable=True)
     resume: Mapped[bool] = mapped_column(default=False)
     relaunch_of: Mapped[str | None] = mapped_column(String(32))
+    # Shell scripts run in the head job before and after the engine (queues with run_scripts).
+    pre_run_script: Mapped[str | None] = mapped_column(Text)
+    post_run_script: Mapped[str | None] = mapped_column(Text)
 
     status: Mapped[str] = mapped_column(String(16))
     exit_code: Mapped[int | None]

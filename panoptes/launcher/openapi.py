@@ -35,6 +35,8 @@ LAUNCH_SCHEMA: dict[str, Any] = {
         "args": {"type": "array", "items": {"type": "string"}},
         "resume": {"type": "boolean"},
         "relaunch_of": _NULLABLE_TEXT,
+        "pre_run_script": _NULLABLE_TEXT,
+        "post_run_script": _NULLABLE_TEXT,
         "status": {"type": "string", "enum": list(STATUSES)},
         "exit_code": {"type": ["integer", "null"]},
         "error": _NULLABLE_TEXT,

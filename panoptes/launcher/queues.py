@@ -20,7 +20,17 @@ _STRING_KEYS = (
     "slurm_mem",
 )
 _KNOWN_KEYS = frozenset(
-    {"executor", "max_active", "default", "env", "allow", "cores", "slurm_cpus", *_STRING_KEYS}
+    {
+        "executor",
+        "max_active",
+        "default",
+        "env",
+        "allow",
+        "cores",
+        "slurm_cpus",
+        "run_scripts",
+        *_STRING_KEYS,
+    }
 )
 
 
@@ -45,6 +55,9 @@ class Queue:
     slurm_time: str | None = None
     slurm_mem: str | None = None
     slurm_cpus: int | None = None
+    # Whether launches may bring a pre-run and a post-run script (Seqera's preRunScript and
+    # postRunScript): shell code run in the head job, so off unless the admin says so.
+    run_scripts: bool = False
 
     def allows(self, pipeline: str) -> bool:
         """Whether the allow-list (if any) lets this pipeline run here."""
@@ -91,6 +104,12 @@ def parse(tables: Mapping[str, Any]) -> dict[str, Queue]:
         cpus = table.get("slurm_cpus")
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):
             raise ValueError(f"{where}: slurm_cpus must be a whole number of at least 1")
+        run_scripts = table.get("run_scripts", False)
+        if not isinstance(run_scripts, bool):
+            raise ValueError(f"{where}: run_scripts must be true or false")
+        if run_scripts and allow is not None:
+            # An allow-list promises that only the listed code runs; a script is any code.
+            raise ValueError(f"{where}: a queue with an allow list cannot run scripts")
         queues[name] = Queue(
             name=name,
             executor=executor,
@@ -100,6 +119,7 @@ def parse(tables: Mapping[str, Any]) -> dict[str, Queue]:
             allow=None if allow is None else tuple(allow),
             cores=str(cores),
             slurm_cpus=cpus,
+            run_scripts=run_scripts,
             **strings,
         )
     return queues

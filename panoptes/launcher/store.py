@@ -77,6 +77,8 @@ class NewLaunch:
     resume: bool = False
     relaunch_of: str | None = None
     requested_by: str | None = None
+    pre_run_script: str | None = None
+    post_run_script: str | None = None
 
 
 def create(request: NewLaunch) -> Launch:
@@ -97,6 +99,8 @@ def create(request: NewLaunch) -> Launch:
             args=list(request.args),
             resume=request.resume,
             relaunch_of=request.relaunch_of,
+            pre_run_script=request.pre_run_script,
+            post_run_script=request.post_run_script,
             status=QUEUED,
             workflow_id=new_workflow_id(),
             requested_by=request.requested_by,

@@ -418,12 +418,6 @@ def _launch_in(data: WorkflowLaunchRequest) -> launcher_api.LaunchIn:
     pipeline = data.pipeline or data.mainScript
     if not pipeline:
         raise ApiError(400, "Give the pipeline to launch: launch.pipeline or launch.mainScript.")
-    if (data.preRunScript or "").strip() or (data.postRunScript or "").strip():
-        raise ApiError(
-            400,
-            "This hub's compute environments run no pre-run or post-run scripts: leave "
-            "preRunScript and postRunScript empty.",
-        )
     args: list[str] = []
     if data.pipeline and data.mainScript:
         args += ["-main-script", data.mainScript]
@@ -445,6 +439,8 @@ def _launch_in(data: WorkflowLaunchRequest) -> launcher_api.LaunchIn:
             run_name=data.runName or None,
             queue=data.computeEnvId or None,
             args=args,
+            pre_run_script=data.preRunScript,
+            post_run_script=data.postRunScript,
         )
     except ValidationError as error:
         raise ApiError.from_validation(error) from None

@@ -14,6 +14,7 @@ TAGS = ["seqera"]
 _NO_NUL = "^[^\\u0000]*$"
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ANY = {"type": "object", "additionalProperties": True}
+_SCRIPT = "bash, run {} the engine; only on a queue with run_scripts = true"
 
 
 def _nullable(kind: str | list[str], **more: Any) -> dict[str, Any]:
@@ -346,8 +347,8 @@ LAUNCH_REQUEST = _object(
                 "configProfiles": {"type": "array", "items": {"type": "string"}},
                 "configText": {"type": "string"},
                 "paramsText": {"type": "string", "description": "JSON or YAML"},
-                "preRunScript": {"type": "string", "description": "must be empty"},
-                "postRunScript": {"type": "string", "description": "must be empty"},
+                "preRunScript": {"type": "string", "description": _SCRIPT.format("before")},
+                "postRunScript": {"type": "string", "description": _SCRIPT.format("after")},
                 "resume": {"type": "boolean"},
                 "pullLatest": {"type": "boolean"},
                 "stubRun": {"type": "boolean"},

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 from pathlib import Path
+
+import pytest
 
 from panoptes.launcher import argv
 from panoptes.launcher.executors import sbatch_script
@@ -106,3 +109,31 @@ def test_sbatch_script_quotes_every_argument(tmp_path: Path) -> None:
     assert "#SBATCH --partition=short" in script and "#SBATCH --mem=4G" in script
     assert "nextflow run 'x; touch /pwned' -name '$(id)' &" in script
     assert "export TOWER_ACCESS_TOKEN='a'\"'\"'b'" in script
+
+
+def test_scripts_are_files_run_around_the_engine_argv(tmp_path: Path) -> None:
+    queue = Queue(name="q", nextflow="nextflow", work_dir=str(tmp_path), run_scripts=True)
+    pre, post = "echo 'pre'; touch \"$(id)\"\n", "rsync -a results/ /out/\n"
+    job = argv.build(
+        launch(engine="nextflow", pipeline="hello", pre_run_script=pre, post_run_script=post),
+        queue,
+        HUB,
+        "pnl_secret",
+    )
+    folder = job.folder
+    assert job.argv == [
+        sys.executable, "-m", "panoptes.launcher.scripts",
+        "--pre", str(folder / "pre_run.sh"), "--post", str(folder / "post_run.sh"),
+        "--", "nextflow", "run", "hello", "-with-tower", HUB,
+    ]  # fmt: skip
+    assert (folder / "pre_run.sh").read_text() == pre
+    assert (folder / "post_run.sh").read_text() == post
+    assert stat.S_IMODE((folder / "pre_run.sh").stat().st_mode) == 0o600
+    # A queue whose table no longer allows scripts refuses to start such a launch.
+    with pytest.raises(ValueError, match="no longer runs"):
+        argv.build(
+            launch(engine="nextflow", pipeline="hello", pre_run_script=pre),
+            Queue(name="q", work_dir=str(tmp_path)),
+            HUB,
+            "pnl_secret",
+        )

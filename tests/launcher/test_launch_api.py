@@ -287,6 +287,8 @@ def test_queue_tables_are_checked() -> None:
         ({"colour": "red"}, "colour"),
         ({"env": {"A": 1}}, "env"),
         ({"allow": "x"}, "allow"),
+        ({"run_scripts": "yes"}, "run_scripts"),
+        ({"run_scripts": True, "allow": ["hello"]}, "allow list cannot run scripts"),
     ]:
         with pytest.raises(ValueError, match=problem):
             parse({"q": table})
@@ -328,3 +330,33 @@ def test_a_relaunch_resumes_on_an_allow_listed_queue(app_factory: Callable[..., 
         f"/api/launches/{first['id']}/relaunch", json={"resume": True}, headers=headers
     )
     assert again.status_code == 201 and again.get_json()["launch"]["work_dir"]
+
+
+def test_scripts_run_only_where_the_queue_says_so_and_a_relaunch_keeps_them(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(
+        QUEUES={
+            "plain": {"executor": "local", "default": True},
+            "scripted": {"executor": "local", "run_scripts": True},
+        }
+    )
+    client = app.test_client()
+    headers = bearer(make_token(app, "launcher", "launch"))
+    scripts = {"pre_run_script": "module load java\n", "post_run_script": "ls results\n"}
+    refused = post(client, headers, engine="nextflow", pipeline="hello", **scripts)
+    assert refused.status_code == 403 and "run_scripts = true" in refused.get_json()["message"]
+    accepted = post(
+        client, headers, engine="nextflow", pipeline="hello", queue="scripted", **scripts
+    )
+    assert accepted.status_code == 201
+    first = accepted.get_json()["launch"]
+    assert first["pre_run_script"] == scripts["pre_run_script"]
+    assert first["post_run_script"] == scripts["post_run_script"]
+    again = client.post(f"/api/launches/{first['id']}/relaunch", json={}, headers=headers)
+    assert again.status_code == 201
+    assert again.get_json()["launch"]["pre_run_script"] == scripts["pre_run_script"]
+    # A queue that stops running scripts refuses their relaunches too.
+    app.config["QUEUES"] = {"scripted": {"executor": "local"}}
+    stopped = client.post(f"/api/launches/{first['id']}/relaunch", json={}, headers=headers)
+    assert stopped.status_code == 403

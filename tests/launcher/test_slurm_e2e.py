@@ -42,6 +42,7 @@ def hub(slurm: None, tmp_path: Path) -> Iterator[LaunchHub]:
             slurm_time="00:10:00",
             slurm_cpus=1,
             cores=1,
+            run_scripts=True,
         ),
     )
     yield launch_hub
@@ -63,6 +64,21 @@ def test_a_failing_slurm_launch_keeps_its_exit_code(hub: LaunchHub) -> None:
     done = hub.wait(launch["id"])
     assert done["status"] == "failed" and done["exit_code"] == 1
     assert hub.run(launch["workflow_id"])["status"] == "Error"
+
+
+def test_pre_and_post_run_scripts_run_in_the_slurm_job(hub: LaunchHub, tmp_path: Path) -> None:
+    work = tmp_path / "scripted"
+    launch = hub.launch(
+        engine="nextflow",
+        pipeline="hello",
+        work_dir=str(work),
+        pre_run_script='echo "$SLURM_JOB_ID" > pre',
+        post_run_script='test -e .nextflow-standin.json && echo "$PANOPTES_EXIT_CODE" > post',
+    )
+    done = hub.wait(launch["id"])
+    assert done["status"] == "succeeded", hub.log(launch["id"])
+    assert (work / "pre").read_text().strip() == done["slurm_job_id"]
+    assert (work / "post").read_text().strip() == "0"
 
 
 def test_cancel_scancels_the_head_job(hub: LaunchHub) -> None:

@@ -138,3 +138,44 @@ def test_a_cancelled_launch_is_seen_cancelled(platform: PlatformClient) -> None:
     workflow, seen = platform.wait(workflow_id)
     assert seen == ["RUNNING", "CANCELLED"], seen
     assert workflow["success"] is False and workflow["complete"]
+
+
+def test_pre_and_post_run_scripts_run_around_the_pipeline_where_the_queue_allows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = start_hub(tmp_path, queue_toml(work_dir=str(tmp_path / "work"), run_scripts=True))
+    try:
+        monkeypatch.setenv("TOWER_ACCESS_TOKEN", hub.token)
+        monkeypatch.setenv("TOWER_API_ENDPOINT", f"{hub.url}/seqera")
+        monkeypatch.setenv("TOWER_COMPUTE_ENV_ID", "local")
+        platform = PlatformClient()
+        work = tmp_path / "scripted"
+        workflow_id = platform.launch(
+            pipeline=str(NEXTFLOW_EXAMPLE),
+            workDir=str(work),
+            # each script sees whether the pipeline has run yet (the stand-in leaves a file)
+            preRunScript='test ! -e .nextflow-standin.json && echo "$TOWER_WORKFLOW_ID" > pre',
+            postRunScript='test -e .nextflow-standin.json && echo "$PANOPTES_EXIT_CODE" > post',
+        )
+        workflow, seen = platform.wait(workflow_id)
+        assert seen[-1] == "SUCCEEDED", seen
+        assert (work / "pre").read_text().strip() == workflow_id
+        assert (work / "post").read_text().strip() == "0"
+
+        # A failing pre-run script fails the launch; the pipeline never starts.
+        refused = tmp_path / "refused"
+        workflow_id = platform.launch(
+            pipeline=str(NEXTFLOW_EXAMPLE),
+            workDir=str(refused),
+            preRunScript="echo 'no reference genome here' >&2\nexit 3\n",
+            postRunScript="touch post",
+        )
+        workflow, seen = platform.wait(workflow_id)
+        assert seen[-1] == "FAILED" and workflow["exitStatus"] == 3, (seen, workflow)
+        assert not (refused / ".nextflow-standin.json").exists()
+        assert not (refused / "post").exists()
+        log = platform.http.get(f"{platform.endpoint}/workflow/{workflow_id}/log").json()["log"]
+        assert any("no reference genome here" in line for line in log["entries"])
+        assert any("pre-run script failed (exit code 3)" in line for line in log["entries"])
+    finally:
+        hub.hub.stop()

@@ -285,7 +285,6 @@ def test_a_closed_hub_takes_bearer_tokens_with_their_rights(app_factory):
 @pytest.mark.parametrize(
     ("launch", "words"),
     [
-        ({"pipeline": "hello", "preRunScript": "echo hi"}, "pre-run"),
         ({"pipeline": "hello", "workDir": "relative/dir"}, "absolute"),
         ({"pipeline": "hello", "paramsText": "[1, 2]"}, "mapping"),
         ({"pipeline": "hello", "paramsText": "a: [b"}, "neither JSON nor YAML"),
@@ -312,6 +311,52 @@ def test_invalid_launches_get_a_400_with_a_message(app_factory, launch, words):
     )
     assert answer.status_code == 400, answer.get_json()
     assert words in answer.get_json()["message"]
+
+
+def test_scripts_are_refused_unless_the_queue_runs_them(app_factory):
+    queues = {
+        "plain": Queue(name="plain", work_dir="/tmp/q", default=True),
+        "scripted": Queue(name="scripted", work_dir="/tmp/q", run_scripts=True),
+    }
+    app = app_factory(QUEUES=queues)
+    with app.app_context():
+        from panoptes import store
+        from panoptes.launcher import store as launches
+
+        secret = store.create_token("py-nf")[0]
+        launches.set_token_scopes("py-nf", frozenset({"launch"}))
+        auth.invalidate_cache(app)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    scripts = {"preRunScript": "module load java", "postRunScript": "rsync -a results/ /out/"}
+    for script in ({"preRunScript": scripts["preRunScript"]}, scripts):
+        refused = client.post(
+            "/seqera/workflow/launch",
+            json={"launch": {"pipeline": "hello", **script}},
+            headers=headers,
+        )
+        assert refused.status_code == 403
+        assert "run_scripts = true" in refused.get_json()["message"]
+    blank = client.post(  # empty scripts are no scripts (Seqera's clients send "")
+        "/seqera/workflow/launch",
+        json={"launch": {"pipeline": "hello", "preRunScript": " ", "postRunScript": ""}},
+        headers=headers,
+    )
+    assert blank.status_code == 200
+    accepted = client.post(
+        "/seqera/workflow/launch",
+        json={"launch": {"pipeline": "hello", "computeEnvId": "scripted", **scripts}},
+        headers=headers,
+    )
+    assert accepted.status_code == 200
+    with app.app_context():
+        from panoptes.launcher import store as launches
+
+        launch = launches.by_workflow_id(accepted.get_json()["workflowId"])
+        assert launch is not None
+        assert launch.pre_run_script == scripts["preRunScript"]
+        assert launch.post_run_script == scripts["postRunScript"]
+        assert launches.by_workflow_id(blank.get_json()["workflowId"]).pre_run_script is None
 
 
 def test_a_launch_reads_submitted_at_once_with_its_run_id(app_factory):
