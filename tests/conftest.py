@@ -199,7 +199,9 @@ class ProjectedClient(FlaskClient):
 
 
 @pytest.fixture
-def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
+def app_factory(
+    database_url: str, suite_postgres_url: str | None
+) -> Iterator[Callable[..., Flask]]:
     """Builds hubs on this test's database with extra settings; closes them afterwards.
 
     The projector thread is off: the test client waits for the projection after each request
@@ -216,6 +218,8 @@ def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
             }
         )
         app.test_client_class = ProjectedClient
+        if not apps and app.config["SQLALCHEMY_DATABASE_URI"] == suite_postgres_url:
+            _empty_tables(app)  # the suite shares one PostgreSQL database: start this test empty
         apps.append(app)
         return app
 
@@ -228,12 +232,9 @@ def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
 
 
 @pytest.fixture
-def app(app_factory: Callable[..., Flask], database_url: str) -> Flask:
+def app(app_factory: Callable[..., Flask]) -> Flask:
     """A hub on a fresh database (migrated the way production is)."""
-    app = app_factory()
-    if database_url.startswith("postgresql"):
-        _empty_tables(app)
-    return app
+    return app_factory()
 
 
 @pytest.fixture

@@ -367,10 +367,11 @@ def pending_events(connection: Connection, up_to: int | None = None) -> int:
         )
         query = select(func.count()).select_from(_RAW).where(_RAW.c.pk > (position or 0))
     else:
+        # A shard without a position row has projected nothing yet (the projector adds it).
         query = (
             select(func.count())
-            .select_from(_RAW.join(_POSITIONS, _POSITIONS.c.shard == _RAW.c.shard))
-            .where(_RAW.c.pk > _POSITIONS.c.event_pk)
+            .select_from(_RAW.outerjoin(_POSITIONS, _POSITIONS.c.shard == _RAW.c.shard))
+            .where(_RAW.c.pk > func.coalesce(_POSITIONS.c.event_pk, 0))
         )
     if up_to is not None:
         query = query.where(_RAW.c.pk <= up_to)
