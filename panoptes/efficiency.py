@@ -1,7 +1,7 @@
 """Requested versus used resources, per rule/process: what the jobs asked for (cpus, memory,
 time), what they used (CPU, peak memory, run time), how well the request fitted, and a
 suggested request (the 95th percentile of use plus a margin). Also a run's CPU-hours and an
-estimate of when it ends.
+estimate of when it ends (from its planned jobs and its rules' run times so far).
 
 Usage comes from the engine: Nextflow reports it per task; Snakemake through the
 ``benchmark:`` files our plugin reads. Reads are bounded: a sample of at most
@@ -11,15 +11,19 @@ Usage comes from the engine: Nextflow reports it per task; Snakemake through the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy import Float, case, cast, func, select
 
 from .extensions import db
 from .models import Job, Workflow
 from .normalize.schema import JobStatus, WorkflowStatus
+
+if TYPE_CHECKING:
+    from .dashboard import RuleProgress
 
 SAMPLE = 2000
 HISTORY_RUNS = 10
@@ -200,3 +204,135 @@ def eta_seconds(workflow: Workflow, done: int, total: int, now: datetime) -> flo
     if elapsed <= 0:
         return None
     return elapsed / done * (total - done)
+
+
+@dataclass(frozen=True, slots=True)
+class RulePace:
+    """One rule/process of a running run: the jobs it has left and how long its jobs took."""
+
+    name: str
+    waiting: int  # planned or pending, not started
+    running: int
+    finished: int  # finished jobs of this run with a run time
+    seconds: float  # their run times, summed
+    running_seconds: float  # how long the running ones have run so far, summed
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    seconds: float
+    # "plan": each rule's jobs left times its jobs' run time, over the run's parallelism;
+    # "pace": the run's elapsed time per finished job, times the jobs left.
+    basis: str
+
+
+def estimate_left(
+    rules: Sequence[RulePace], elapsed: float, history: Mapping[str, float]
+) -> float | None:
+    """Seconds until the jobs left are done: per rule, the jobs not started times a job's run
+    time (this run's mean for the rule, else the pipeline's earlier runs' in ``history``,
+    else this run's mean over every rule), plus what that leaves of its running jobs; all
+    over the parallelism the run has kept (busy seconds per elapsed second). None without a
+    single finished job to go by."""
+    finished = sum(rule.finished for rule in rules)
+    if finished == 0 or elapsed <= 0:
+        return None
+    overall = sum(rule.seconds for rule in rules) / finished
+    busy = sum(rule.seconds + rule.running_seconds for rule in rules)
+    work = 0.0
+    for rule in rules:
+        own = rule.seconds / rule.finished if rule.finished else None
+        mean = own if own is not None else history.get(rule.name, overall)
+        work += rule.waiting * mean + max(rule.running * mean - rule.running_seconds, 0.0)
+    parallelism = busy / elapsed
+    return work / parallelism if parallelism > 0 else None
+
+
+def _paces(workflow: Workflow, progress: Sequence[RuleProgress], now: datetime) -> list[RulePace]:
+    from .dashboard import UNNAMED, _duration_seconds, _epoch
+
+    done = Job.status == JobStatus.DONE.value
+    running = Job.status == JobStatus.RUNNING.value
+    run_time = case((done, _duration_seconds()), else_=None)
+    now_epoch = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
+    rows = db.session.execute(
+        select(
+            Job.name,
+            func.count(run_time),  # finished jobs whose run time is known
+            func.sum(run_time),
+            func.sum(case((running, now_epoch - _epoch(Job.started_at)), else_=None)),
+        )
+        .where(
+            Job.workflow_pk == workflow.pk,
+            Job.status.in_((JobStatus.DONE.value, JobStatus.RUNNING.value)),
+        )
+        .group_by(Job.name)
+    )
+    measured = {str(name or UNNAMED): (count, seconds, busy) for name, count, seconds, busy in rows}
+    paces = []
+    for rule in progress:
+        count, seconds, busy = measured.get(rule.name, (0, None, None))
+        paces.append(
+            RulePace(
+                name=rule.name,
+                waiting=rule.pending,
+                running=rule.running,
+                finished=int(count or 0),
+                seconds=max(float(seconds or 0.0), 0.0),
+                running_seconds=max(float(busy or 0.0), 0.0),
+            )
+        )
+    return paces
+
+
+def _history_means(workflow: Workflow, names: Sequence[str]) -> dict[str, float]:
+    """Mean run time per rule in the pipeline's last successful runs (a bounded sample)."""
+    if not names or not workflow.project:
+        return {}
+    from .dashboard import _duration_seconds
+
+    earlier = (
+        select(Workflow.pk)
+        .where(
+            Workflow.engine == workflow.engine,
+            Workflow.project == workflow.project,
+            Workflow.status == WorkflowStatus.DONE.value,
+            Workflow.pk != workflow.pk,
+        )
+        .order_by(Workflow.started_at.desc(), Workflow.pk.desc())
+        .limit(HISTORY_RUNS)
+    )
+    sample = (
+        select(Job.name.label("name"), _duration_seconds().label("seconds"))
+        .where(
+            Job.workflow_pk.in_(earlier.scalar_subquery()),
+            Job.name.in_(list(names)),
+            Job.status == JobStatus.DONE.value,
+        )
+        .order_by(Job.pk.desc())
+        .limit(SAMPLE)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(sample.c.name, func.avg(sample.c.seconds)).group_by(sample.c.name)
+    )
+    return {str(name): float(mean) for name, mean in rows if mean is not None}
+
+
+def eta(workflow: Workflow, progress: Sequence[RuleProgress], now: datetime) -> Eta | None:
+    """When a Running run should end: from its planned jobs and its rules' run times so far
+    (``estimate_left``), else at the pace it has kept (``eta_seconds``)."""
+    if workflow.status != WorkflowStatus.RUNNING.value or workflow.started_at is None:
+        return None
+    left = sum(rule.pending + rule.running for rule in progress)
+    if left == 0:
+        return None
+    paces = _paces(workflow, progress, now)
+    unmeasured = [p.name for p in paces if (p.waiting or p.running) and not p.finished]
+    elapsed = (now - workflow.started_at).total_seconds()
+    planned = estimate_left(paces, elapsed, _history_means(workflow, unmeasured))
+    if planned is not None:
+        return Eta(planned, "plan")
+    done = sum(rule.done for rule in progress)
+    paced = eta_seconds(workflow, done, done + left, now)
+    return None if paced is None else Eta(paced, "pace")

@@ -329,7 +329,7 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         fit=efficiency.for_run(run),
         fit_history=efficiency.across_runs(run),
         cpu_hours=efficiency.cpu_hours(run),
-        eta=efficiency.eta_seconds(run, summary.jobs_done, summary.jobs_total, utcnow()),
+        eta=efficiency.eta(run, rules, utcnow()),
         graph=charts.rule_graph(run.dag, dashboard.rule_states(rules)) if run.dag else None,
         timeline=dashboard.timeline(run, rules),
         timeline_limit=dashboard.TIMELINE_JOB_LIMIT,

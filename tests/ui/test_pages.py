@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import time
+from datetime import UTC, timedelta
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlencode
@@ -348,3 +349,70 @@ def test_eta_from_the_pace_so_far():
     assert efficiency.eta_seconds(run, done=0, total=15, now=now) is None
     run.status = "Done"
     assert efficiency.eta_seconds(run, done=5, total=15, now=now) is None
+
+
+def test_eta_from_each_rules_run_time_and_the_parallelism():
+    from panoptes.efficiency import RulePace, estimate_left
+
+    rules = [
+        # two align jobs ran side by side for 100 s each; two wait, one runs for 60 s so far
+        RulePace("align", waiting=2, running=1, finished=2, seconds=200.0, running_seconds=60.0),
+        RulePace("report", waiting=1, running=0, finished=0, seconds=0.0, running_seconds=0.0),
+        RulePace("plot", waiting=1, running=0, finished=0, seconds=0.0, running_seconds=0.0),
+    ]
+    # busy 260 s in 130 s: two at a time. Left: align 2 x 100 + (100 - 60); report 30 s (the
+    # pipeline's earlier runs); plot unknown, so this run's mean job (100 s).
+    assert estimate_left(rules, 130.0, {"report": 30.0}) == (200 + 40 + 30 + 100) / 2
+    nothing_finished = [RulePace("align", 4, 1, 0, 0.0, 60.0)]
+    assert estimate_left(nothing_finished, 130.0, {}) is None
+
+
+def test_a_running_run_shows_its_eta_by_the_plan(client):
+    from datetime import datetime
+
+    from panoptes import dashboard, efficiency
+    from panoptes.store import find_run
+
+    send = flask_sender(client)
+    t0 = int(time.time()) - 1000  # the page reads the clock: the run started in the past
+
+    def job(workflow_id, jobid, rule, start, end=None):
+        send_event(
+            send,
+            workflow_id,
+            {"level": "job_info", "jobid": jobid, "name": rule, "timestamp": start},
+        )
+        if end is not None:
+            send_event(
+                send, workflow_id, {"level": "job_finished", "jobid": jobid, "timestamp": end}
+            )
+
+    earlier = create_snakemake(send, "earlier")
+    send_event(
+        send,
+        earlier,
+        {"level": "workflow_started", "snakefile": "/p/Snakefile", "timestamp": t0 - 900},
+    )
+    job(earlier, 1, "report", t0 - 800, t0 - 770)  # 30 s
+    send_event(send, earlier, {"level": "progress", "done": 1, "total": 1})
+    send_event(
+        send, earlier, {"level": "workflow_finished", "success": True, "timestamp": t0 - 700}
+    )
+
+    running = create_snakemake(send, "running")
+    send_event(
+        send, running, {"level": "workflow_started", "snakefile": "/p/Snakefile", "timestamp": t0}
+    )
+    send_event(send, running, {"level": "run_info", "stats": {"align": 4, "report": 1, "total": 5}})
+    job(running, 1, "align", t0, t0 + 100)
+    job(running, 2, "align", t0, t0 + 100)
+    with client.application.app_context():
+        run = find_run(running)
+        assert run is not None and run.status == "Running"
+        rules = dashboard.rule_progress(run)
+        now = datetime.fromtimestamp(t0 + 100, UTC)
+        eta = efficiency.eta(run, rules, now)
+    # two align jobs of 100 s left and the report (30 s, as before), two at a time
+    assert eta is not None and eta.basis == "plan"
+    assert eta.seconds == pytest.approx((2 * 100 + 30) / 2, abs=0.01)  # SQLite's julianday
+    assert "left, by the plan" in page(client, f"/workflow/{running}")
