@@ -111,6 +111,29 @@ def _rule(name: str, jobs: Sequence[_Usage]) -> RuleEfficiency:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    label: str
+    text: str
+
+
+def settings(engine: str, fit: Efficiency) -> Settings | None:
+    """The suggestions of ``fit`` written as the engine reads them (a Snakemake profile, a
+    Nextflow configuration); None when the engine has no such format or nothing to say."""
+    from . import engines
+
+    format_ = engines.for_run(engine).settings
+    if format_ is None:
+        return None
+    text = format_.render(
+        [
+            engines.Suggestion(r.name, r.cpus_suggested, r.memory_suggested, r.time_suggested_ms)
+            for r in fit.rules
+        ]
+    )
+    return Settings(format_.label, text) if text else None
+
+
 def _round_memory(value: float) -> float:
     """Up to a whole number of MiB (at least 1)."""
     return max(1, math.ceil(value / _MIB)) * _MIB

@@ -311,6 +311,7 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         page=_page_number(args.get("page")),
     )
     summary = dashboard.summary(run, stale)
+    fit, fit_history = efficiency.for_run(run), efficiency.across_runs(run)
     return render_template(
         "workflow.html",
         run=run,
@@ -326,8 +327,10 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         job_statuses=[s.value for s in JobStatus],
         failed=dashboard.failed_jobs(run) if run.n_error else [],
         not_run=dashboard.not_run(rules),
-        fit=efficiency.for_run(run),
-        fit_history=efficiency.across_runs(run),
+        fit=fit,
+        fit_history=fit_history,
+        # Written for the engine from the widest evidence: the pipeline's runs, else this one.
+        fit_settings=efficiency.settings(run.engine, fit_history if fit_history.runs > 1 else fit),
         cpu_hours=efficiency.cpu_hours(run),
         eta=efficiency.eta(run, rules, utcnow()),
         graph=charts.rule_graph(run.dag, dashboard.rule_states(rules)) if run.dag else None,

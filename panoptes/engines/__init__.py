@@ -13,9 +13,19 @@ from datetime import timedelta
 from typing import Any
 
 from . import generic, nextflow, snakemake
-from .base import EngineAdapter, Route, Words
+from .base import EngineAdapter, Route, SettingsFormat, Suggestion, Words
 
-__all__ = ["ADAPTERS", "EngineAdapter", "Route", "Words", "by_name", "for_run", "label"]
+__all__ = [
+    "ADAPTERS",
+    "EngineAdapter",
+    "Route",
+    "SettingsFormat",
+    "Suggestion",
+    "Words",
+    "by_name",
+    "for_run",
+    "label",
+]
 
 ADAPTERS: Mapping[str, EngineAdapter] = {
     adapter.name: adapter for adapter in (snakemake.ADAPTER, nextflow.ADAPTER, generic.ADAPTER)

@@ -28,6 +28,25 @@ class Words:
 
 
 @dataclass(frozen=True, slots=True)
+class Suggestion:
+    """What one rule/process should ask for, in the hub's units (None: no advice)."""
+
+    name: str
+    cpus: int | None
+    memory_bytes: float | None
+    time_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsFormat:
+    """Suggestions written the way the engine reads them: a Snakemake profile, a Nextflow
+    configuration."""
+
+    label: str  # "a Snakemake profile (config.yaml)"
+    render: Callable[[Sequence[Suggestion]], str]
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """A blueprint of an adapter and where it is served."""
 
@@ -58,6 +77,8 @@ class EngineAdapter:
     reports_job_usage: bool = True
     # Log files of a job in its work dir, the most telling first (Nextflow's .command.*).
     work_dir_logs: tuple[str, ...] = ()
+    # How suggested requests are written for this engine (None: shown in the hub's units only).
+    settings: SettingsFormat | None = None
 
     def owns(self, engine: str) -> bool:
         return engine in self.engines

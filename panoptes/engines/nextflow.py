@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ..normalize import tower
 from ..normalize.schema import JobPolicy
-from .base import EngineAdapter, Route, Words, hours_setting
+from .base import EngineAdapter, Route, SettingsFormat, Suggestion, Words, hours_setting
 
 
 def _routes() -> Sequence[Route]:
@@ -30,6 +31,28 @@ def _stale_after(config: Mapping[str, Any]) -> timedelta | None:
     return hours_setting("STALE_HOURS")(config)
 
 
+def _groovy_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def configuration(suggestions: Sequence[Suggestion]) -> str:
+    """A ``process { withName: ... }`` block per process: ``memory`` in MB (Nextflow's are
+    binary units) and ``time`` in minutes."""
+    blocks = []
+    for suggestion in suggestions:
+        settings = []
+        if suggestion.cpus:
+            settings.append(f"cpus = {suggestion.cpus}")
+        if suggestion.memory_bytes:
+            settings.append(f"memory = '{math.ceil(suggestion.memory_bytes / 2**20)} MB'")
+        if suggestion.time_ms:
+            settings.append(f"time = '{math.ceil(suggestion.time_ms / 60_000)}m'")
+        if settings:
+            body = "".join(f"        {line}\n" for line in settings)
+            blocks.append(f"    withName: {_groovy_string(suggestion.name)} {{\n{body}    }}\n")
+    return "process {\n" + "".join(blocks) + "}\n" if blocks else ""
+
+
 ADAPTER = EngineAdapter(
     name="nextflow",
     label="Nextflow",
@@ -40,4 +63,5 @@ ADAPTER = EngineAdapter(
     stale_after=_stale_after,
     words=Words("process", "processes", "task", "tasks", "Tag", "Script"),
     work_dir_logs=(".command.err", ".command.log", ".command.out", ".command.sh"),
+    settings=SettingsFormat("a Nextflow configuration (nextflow.config or -c)", configuration),
 )

@@ -6,6 +6,7 @@ Same set-up as ``test_plugin_snakemake.py``: a hub process, ``snakemake --logger
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -206,3 +207,9 @@ def test_benchmarked_jobs_report_their_use_against_their_request(
     assert "The last 2 successful runs of this pipeline" in html
     assert '<td class="name">count</td><td class="num">8</td>' in history
     assert 'id="cpu-hours"' in html
+    # and as a Snakemake profile, from both runs
+    settings = html[html.index('id="fit-settings"') :].split("</pre>")[0]
+    assert "as a Snakemake profile (config.yaml), from the last 2 runs" in settings
+    assert "set-threads:\n  count: 1\n" in settings  # a sleep keeps no CPU busy
+    count_resources = r"set-resources:\n(.|\n)*  count:\n    mem_mb: \d+\n    runtime: 1\n"
+    assert re.search(count_resources, settings)

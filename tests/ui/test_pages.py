@@ -334,6 +334,9 @@ def test_nextflow_requests_against_use_cpu_hours(client, filled):
     assert abs(int(cells[3].rstrip("%")) - 100 * float(cells[2]) / 2) < 1  # rounding
     assert 50 <= int(cells[3].rstrip("%")) <= 100
     assert 'id="cpu-hours"' in html
+    # the same suggestion, written as a Nextflow configuration
+    settings = unescape(html[html.index('id="fit-settings"') :].split("</pre>")[0])
+    assert "withName: 'stress_2cpu' {\n        cpus = 2\n" in settings
 
 
 def test_eta_from_the_pace_so_far():
