@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -268,7 +268,14 @@ class RuleProgress:
 
 def rule_progress(workflow: Workflow) -> list[RuleProgress]:
     """Per rule/process counts, merged with Nextflow's own per-process counters (which also
-    know processes whose tasks have not been sent yet).
+    know processes whose tasks have not been sent yet). Kept per run version like the other
+    aggregates: a reload of an unchanged run of a million jobs reads none of them."""
+    cached = _aggregates().get(("rules", *_run_version(workflow)), lambda: _rule_progress(workflow))
+    return [replace(rule) for rule in cached]  # the callers' own copies
+
+
+def _rule_progress(workflow: Workflow) -> list[RuleProgress]:
+    """Per rule/process counts, computed.
 
     Two indexed GROUP BYs instead of one over (name, status): the totals per name come from the
     (workflow_pk, name) index alone, and only the rows that are not Done are grouped by status
