@@ -205,6 +205,9 @@ class RawEvent(Base):
         UniqueConstraint("workflow_id", "dedupe_key", name="uq_raw_events_dedupe"),
         # The projector's scan of one shard (PostgreSQL).
         Index("ix_raw_events_shard_pk", "shard", "pk"),
+        # Ids only grow, deleted ones included: the projector's position is an id (SQLite
+        # would otherwise reuse the ids of deleted newest events).
+        {"sqlite_autoincrement": True},
     )
 
 

@@ -76,3 +76,33 @@ def test_a_database_of_the_0_1_0_release_is_upgraded_in_place_and_reads_back_the
             assert rebuilt["name"] in json.dumps(recorded)
             rebuilt["name"] = upgraded["name"]
         assert rebuilt == upgraded
+
+
+def test_an_sqlite_log_whose_newest_events_were_deleted_never_reuses_their_ids(
+    app_factory, tmp_path
+):
+    """Before 0010, ids of deleted newest events came back (the projector had passed them):
+    the upgrade starts the log's ids above both what is left and the projector's position."""
+    from flask_migrate import upgrade as alembic_upgrade
+    from sqlalchemy import text
+
+    from panoptes.migrations_runner import MIGRATIONS_DIR
+
+    url = f"sqlite:///{tmp_path / 'at-0009.db'}"
+    old = app_factory(SQLALCHEMY_DATABASE_URI=url, AUTO_MIGRATE=False)
+    with old.app_context():
+        alembic_upgrade(directory=str(MIGRATIONS_DIR), revision="0009")
+        for pk in (1, 2, 3):
+            db.session.execute(
+                text(
+                    "INSERT INTO raw_events (pk, engine, kind, workflow_id, received_at, shard)"
+                    " VALUES (:pk, 'nextflow', 'create', 'gone', '2026-12-07 00:00:00', 0)"
+                ),
+                {"pk": pk},
+            )
+        db.session.execute(text("UPDATE log_positions SET event_pk = 3"))
+        db.session.execute(text("DELETE FROM raw_events WHERE pk > 1"))  # a deleted run's
+        db.session.commit()
+    client = app_factory(SQLALCHEMY_DATABASE_URI=url).test_client()  # upgrades to the head
+    created = client.post("/trace/create", json={"runName": "after"}).get_json()["workflowId"]
+    assert client.get(f"/api/workflow/{created}").status_code == 200

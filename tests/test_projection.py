@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from panoptes import store
 from panoptes.extensions import db
@@ -177,3 +177,18 @@ def test_json_text_of_a_body_is_stored_as_received(app, client):
     with app.app_context():
         stored = db.session.scalar(select(db.cast(RawEvent.body, db.Text)))
     assert stored == body.decode() and json.loads(stored)["runName"] == "spaced"
+
+
+def test_events_after_deleting_the_newest_run_are_still_projected(app, client):
+    """Deleting a run deletes its raw events; when they were the newest, the log's next
+    events must still get ids above the projector's position (SQLite would reuse them)."""
+    doomed = client.post("/trace/create", json={"runName": "doomed"}).get_json()["workflowId"]
+    assert client.post(f"/api/workflow/{doomed}/cancel").status_code == 200
+    assert client.delete(f"/api/workflow/{doomed}").status_code == 204
+    kept = client.post("/trace/create", json={"runName": "kept"}).get_json()["workflowId"]
+    assert client.get(f"/api/workflow/{kept}").status_code == 200
+    assert client.get("/api/log").get_json()["pending"] == 0
+    with app.app_context():
+        pks = list(db.session.scalars(select(RawEvent.pk)))
+        position = db.session.scalar(select(func.max(LogPosition.event_pk)))
+        assert pks and min(pks) > 2 and position == max(pks)  # ids 1 and 2 are never reused
