@@ -176,3 +176,17 @@ def test_a_run_of_another_engine_is_a_409(client):
     assert other.status_code == 200
     clash = client.post("/api/events", json=batch(ev(2, "run_started"), engine="necroflow"))
     assert clash.status_code == 409 and "cromwell" in clash.get_json()["message"]
+
+
+def test_an_id_reused_by_another_engine_after_its_run_was_deleted_is_accepted(client):
+    """The hub remembers each run's engine to skip a query per request: a deleted run's id
+    reused by another engine must not meet the old engine's answer."""
+    first = batch(ev(1, "run_started"), ev(2, "run_finished", success=True), engine="cromwell")
+    assert client.post("/api/events", json=first).status_code == 200
+    assert client.post("/api/events", json=batch(ev(3, "run_started"))).status_code == 409
+    assert client.delete("/api/workflow/run-1").status_code == 204
+    again = client.post("/api/events", json=batch(ev(4, "run_started"), engine="necroflow"))
+    assert again.status_code == 200
+    assert run_of(client, "run-1")["engine"] == "necroflow"
+    late = client.post("/api/events", json=batch(ev(5, "run_started"), engine="cromwell"))
+    assert late.status_code == 409 and "necroflow" in late.get_json()["message"]
