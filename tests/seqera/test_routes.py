@@ -20,6 +20,18 @@ QUEUES = {
 }
 
 
+def launch_token(app) -> str:
+    """A token with the launch right only, as a py-nf client holds."""
+    from panoptes import store
+    from panoptes.launcher import store as launches
+
+    with app.app_context():
+        secret = store.create_token("py-nf")[0]
+        launches.set_token_scopes("py-nf", frozenset({"launch"}))
+        auth.invalidate_cache(app)
+    return secret
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -297,13 +309,7 @@ def test_a_closed_hub_takes_bearer_tokens_with_their_rights(app_factory):
 )
 def test_invalid_launches_get_a_400_with_a_message(app_factory, launch, words):
     app = app_factory(QUEUES=QUEUES)
-    with app.app_context():
-        from panoptes import store
-        from panoptes.launcher import store as launches
-
-        secret = store.create_token("py-nf")[0]
-        launches.set_token_scopes("py-nf", frozenset({"launch"}))
-        auth.invalidate_cache(app)
+    secret = launch_token(app)
     answer = app.test_client().post(
         "/seqera/workflow/launch",
         json={"launch": launch},
@@ -319,13 +325,7 @@ def test_scripts_are_refused_unless_the_queue_runs_them(app_factory):
         "scripted": Queue(name="scripted", work_dir="/tmp/q", run_scripts=True),
     }
     app = app_factory(QUEUES=queues)
-    with app.app_context():
-        from panoptes import store
-        from panoptes.launcher import store as launches
-
-        secret = store.create_token("py-nf")[0]
-        launches.set_token_scopes("py-nf", frozenset({"launch"}))
-        auth.invalidate_cache(app)
+    secret = launch_token(app)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {secret}"}
     scripts = {"preRunScript": "module load java", "postRunScript": "rsync -a results/ /out/"}
@@ -361,13 +361,7 @@ def test_scripts_are_refused_unless_the_queue_runs_them(app_factory):
 
 def test_a_launch_reads_submitted_at_once_with_its_run_id(app_factory):
     app = app_factory(QUEUES=QUEUES)
-    with app.app_context():
-        from panoptes import store
-        from panoptes.launcher import store as launches
-
-        secret = store.create_token("py-nf")[0]
-        launches.set_token_scopes("py-nf", frozenset({"launch"}))
-        auth.invalidate_cache(app)
+    secret = launch_token(app)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {secret}"}
     answer = client.post(
