@@ -332,6 +332,7 @@ def workflow(workflow_id: str) -> str | tuple[str, int]:
         # Written for the engine from the widest evidence: the pipeline's runs, else this one.
         fit_settings=efficiency.settings(run.engine, fit_history if fit_history.runs > 1 else fit),
         cpu_hours=efficiency.cpu_hours(run),
+        cpu_sample=efficiency.SAMPLE,
         eta=efficiency.eta(run, rules, utcnow()),
         graph=charts.rule_graph(run.dag, dashboard.rule_states(rules)) if run.dag else None,
         timeline=dashboard.timeline(run, rules),

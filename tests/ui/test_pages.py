@@ -419,3 +419,31 @@ def test_a_running_run_shows_its_eta_by_the_plan(client):
     assert eta is not None and eta.basis == "plan"
     assert eta.seconds == pytest.approx((2 * 100 + 30) / 2, abs=0.01)  # SQLite's julianday
     assert "left, by the plan" in page(client, f"/workflow/{running}")
+
+
+def test_cpu_hours_are_exact_up_to_the_sample_and_estimated_beyond(client, monkeypatch):
+    from panoptes import efficiency
+    from panoptes.store import find_run
+
+    send = flask_sender(client)
+    run_id = create_snakemake(send, "cpu")
+    t0 = int(time.time()) - 1000
+    for jobid, seconds in ((1, 100), (2, 100), (3, 10), (4, 10), (5, 10)):
+        send_event(
+            send, run_id, {"level": "job_info", "jobid": jobid, "name": "a", "timestamp": t0}
+        )
+        send_event(
+            send, run_id, {"level": "job_finished", "jobid": jobid, "timestamp": t0 + seconds}
+        )
+    assert "≈ " not in page(client, f"/workflow/{run_id}")
+    with client.application.app_context():
+        run = find_run(run_id)
+        exact = efficiency.cpu_hours(run)
+        monkeypatch.setattr(efficiency, "SAMPLE", 3)
+        estimated = efficiency.cpu_hours(run)
+    assert exact is not None and not exact.estimated
+    assert exact.hours * 3600 == pytest.approx(230, abs=0.01)  # one CPU each, requested none
+    # the last three jobs (10 s each) stand for all five
+    assert estimated is not None and estimated.estimated
+    assert estimated.hours * 3600 == pytest.approx(50, abs=0.01)
+    assert "≈ 0.01" in page(client, f"/workflow/{run_id}")  # said on the page
