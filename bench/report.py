@@ -378,9 +378,10 @@ def markdown(results: dict[str, Any], chart: Path | None, notes: Path) -> str:
             "row, take minutes a load. Each page is "
             "loaded one after another on one keep-alive connection after up to two "
             f"warm-up loads, at most {config.get('read_requests', 100)} loads or "
-            f"{config.get('read_budget', 20):.0f} s per page. panoptes' API pages use their "
-            "default page size (100); panoptes-ui and nextflow-turret answer with everything at "
-            "once (they have no pagination).",
+            f"{config.get('read_budget', 20):.0f} s per page. panoptes' API pages ask for a "
+            "page (`limit=100`; without it the jobs route streams every job, as panoptes-ui's "
+            "does); panoptes-ui and nextflow-turret answer with everything at once (they have "
+            "no pagination).",
             "",
             *_read_table(results),
         ]

@@ -445,7 +445,7 @@ def run_reads(
             [
                 ("runs list (API)", "/api/workflows"),
                 ("run page (dashboard)", f"/workflow/{big}"),
-                ("run's jobs (API)", f"/api/workflow/{big}/jobs"),
+                ("run's jobs (API)", f"/api/workflow/{big}/jobs?limit=100"),
                 ("runs list (dashboard)", "/"),
             ],
         )
