@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, cast, func, select
 
 from .extensions import db
 from .models import Job, Workflow
@@ -319,47 +319,72 @@ def estimate_left(
     return work / parallelism if parallelism > 0 else None
 
 
-def _paces(workflow: Workflow, progress: Sequence[RuleProgress], now: datetime) -> list[RulePace]:
+def _paces(
+    workflow: Workflow, progress: Sequence[RuleProgress], now: datetime
+) -> tuple[list[RulePace], float | None]:
+    """Each rule's pace from the run's last ``SAMPLE`` finished jobs and its running ones (a
+    bounded read whatever the run's size: this runs on every load of a live run's page), and
+    the window they cover (from the earliest start among them to ``now``)."""
     from .dashboard import UNNAMED, _duration_seconds, _epoch
 
-    done = Job.status == JobStatus.DONE.value
-    running = Job.status == JobStatus.RUNNING.value
-    run_time = case((done, _duration_seconds()), else_=None)
     now_epoch = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
-    rows = db.session.execute(
-        select(
-            Job.name,
-            func.count(run_time),  # finished jobs whose run time is known
-            func.sum(run_time),
-            func.sum(case((running, now_epoch - _epoch(Job.started_at)), else_=None)),
+    finished = db.session.execute(
+        select(Job.name, _duration_seconds(), _epoch(Job.started_at))
+        .where(Job.workflow_pk == workflow.pk, Job.status == JobStatus.DONE.value)
+        .order_by(Job.pk.desc())
+        .limit(SAMPLE)
+    ).all()
+    running = db.session.execute(
+        select(Job.name, _epoch(Job.started_at))
+        .where(Job.workflow_pk == workflow.pk, Job.status == JobStatus.RUNNING.value)
+        .limit(SAMPLE)
+    ).all()
+    counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    busy: dict[str, float] = {}
+    starts: list[float] = []
+    for name, duration, start in finished:
+        if duration is None:
+            continue
+        key = str(name or UNNAMED)
+        counts[key] = counts.get(key, 0) + 1
+        seconds[key] = seconds.get(key, 0.0) + max(float(duration), 0.0)
+        if start is not None:
+            starts.append(float(start))
+    for name, start in running:
+        if start is not None:
+            key = str(name or UNNAMED)
+            busy[key] = busy.get(key, 0.0) + max(now_epoch - float(start), 0.0)
+            starts.append(float(start))
+    paces = [
+        RulePace(
+            name=rule.name,
+            waiting=rule.pending,
+            running=rule.running,
+            finished=counts.get(rule.name, 0),
+            seconds=seconds.get(rule.name, 0.0),
+            running_seconds=busy.get(rule.name, 0.0),
         )
-        .where(
-            Job.workflow_pk == workflow.pk,
-            Job.status.in_((JobStatus.DONE.value, JobStatus.RUNNING.value)),
-        )
-        .group_by(Job.name)
-    )
-    measured = {str(name or UNNAMED): (count, seconds, busy) for name, count, seconds, busy in rows}
-    paces = []
-    for rule in progress:
-        count, seconds, busy = measured.get(rule.name, (0, None, None))
-        paces.append(
-            RulePace(
-                name=rule.name,
-                waiting=rule.pending,
-                running=rule.running,
-                finished=int(count or 0),
-                seconds=max(float(seconds or 0.0), 0.0),
-                running_seconds=max(float(busy or 0.0), 0.0),
-            )
-        )
-    return paces
+        for rule in progress
+    ]
+    return paces, (now_epoch - min(starts) if starts else None)
 
 
 def _history_means(workflow: Workflow, names: Sequence[str]) -> dict[str, float]:
-    """Mean run time per rule in the pipeline's last successful runs (a bounded sample)."""
+    """Mean run time per rule in the pipeline's last successful runs (a bounded sample),
+    kept per run for up to ``HISTORY_REFRESH_SECONDS`` as ``across_runs`` is."""
     if not names or not workflow.project:
         return {}
+    from .dashboard import _aggregates
+
+    moment = int(time.time() // HISTORY_REFRESH_SECONDS)
+    return _aggregates().get(
+        ("history-means", workflow.id, workflow.pk, tuple(names), moment),
+        lambda: _computed_history_means(workflow, names),
+    )
+
+
+def _computed_history_means(workflow: Workflow, names: Sequence[str]) -> dict[str, float]:
     from .dashboard import _duration_seconds
 
     earlier = (
@@ -398,9 +423,9 @@ def eta(workflow: Workflow, progress: Sequence[RuleProgress], now: datetime) -> 
     left = sum(rule.pending + rule.running for rule in progress)
     if left == 0:
         return None
-    paces = _paces(workflow, progress, now)
+    paces, window = _paces(workflow, progress, now)
     unmeasured = [p.name for p in paces if (p.waiting or p.running) and not p.finished]
-    elapsed = (now - workflow.started_at).total_seconds()
+    elapsed = window if window is not None else (now - workflow.started_at).total_seconds()
     planned = estimate_left(paces, elapsed, _history_means(workflow, unmeasured))
     if planned is not None:
         return Eta(planned, "plan")

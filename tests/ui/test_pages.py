@@ -418,6 +418,12 @@ def test_a_running_run_shows_its_eta_by_the_plan(client):
     # two align jobs of 100 s left and the report (30 s, as before), two at a time
     assert eta is not None and eta.basis == "plan"
     assert eta.seconds == pytest.approx((2 * 100 + 30) / 2, abs=0.01)  # SQLite's julianday
+    # The pace is read from the run's last SAMPLE finished jobs (a live run of a million jobs
+    # is not read whole on each load): from one, the run looks one job at a time.
+    with client.application.app_context(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(efficiency, "SAMPLE", 1)
+        sampled = efficiency.eta(find_run(running), rules, now)
+    assert sampled is not None and sampled.seconds == pytest.approx(230, abs=0.01)
     assert "left, by the plan" in page(client, f"/workflow/{running}")
 
 
