@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, make_url, text, update
+from sqlalchemy import create_engine, inspect, make_url, text, update
 from sqlalchemy.engine import URL
 
 from panoptes import create_app, store
@@ -172,11 +172,17 @@ def database_url(tmp_path: Path, suite_postgres_url: str | None) -> str:
     return f"sqlite:///{tmp_path / 'hub.db'}"
 
 
-def _empty_tables(app: Flask) -> None:
-    with app.app_context():
-        names = ", ".join(table.name for table in db.metadata.sorted_tables)
-        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+def _empty_database(url: str) -> None:
+    """Empty the shared suite database's tables (once they exist), before a hub starts on it:
+    what a hub writes when it starts (its stored secret key) then stays."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            if inspect(connection).has_table("workflows"):
+                names = ", ".join(table.name for table in db.metadata.sorted_tables)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
 
 
 def wait_for_projection(app: Flask) -> None:
@@ -209,6 +215,9 @@ def app_factory(
     apps: list[Flask] = []
 
     def make(**settings: Any) -> Flask:
+        url = settings.get("SQLALCHEMY_DATABASE_URI", database_url)
+        if not apps and url == suite_postgres_url:
+            _empty_database(url)  # the suite shares one PostgreSQL database: start this test empty
         app = create_app(
             {
                 "TESTING": True,
@@ -218,8 +227,6 @@ def app_factory(
             }
         )
         app.test_client_class = ProjectedClient
-        if not apps and app.config["SQLALCHEMY_DATABASE_URI"] == suite_postgres_url:
-            _empty_tables(app)  # the suite shares one PostgreSQL database: start this test empty
         apps.append(app)
         return app
 

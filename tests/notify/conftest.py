@@ -145,17 +145,6 @@ def notifier_of(app: Flask) -> Notifier:
 
 
 @pytest.fixture
-def notify_app(app_factory: Callable[..., Flask], database_url: str) -> Callable[..., Flask]:
+def notify_app(app_factory: Callable[..., Flask]) -> Callable[..., Flask]:
     """Builds a hub with notification settings (on this test's fresh database)."""
-    from tests.conftest import _empty_tables
-
-    made: list[Flask] = []
-
-    def make(**settings: Any) -> Flask:
-        app = app_factory(**settings)
-        if not made and database_url.startswith("postgresql"):
-            _empty_tables(app)
-        made.append(app)
-        return app
-
-    return make
+    return app_factory
