@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Float, cast, func, select
 
@@ -25,6 +25,8 @@ from .normalize.schema import JobStatus, WorkflowStatus
 
 if TYPE_CHECKING:
     from .dashboard import RuleProgress
+
+T = TypeVar("T")
 
 SAMPLE = 2000
 HISTORY_RUNS = 10
@@ -190,37 +192,43 @@ def for_run(workflow: Workflow) -> Efficiency:
     return Efficiency(_summarise([workflow.pk]), 1)
 
 
-def across_runs(workflow: Workflow, runs: int = HISTORY_RUNS) -> Efficiency:
-    """The same over the last ``runs`` finished runs of the same pipeline (engine and
-    Snakefile/project), this one included if it finished. Kept per run for up to
-    ``HISTORY_REFRESH_SECONDS``: finding the pipeline's runs reads the runs table (no index
-    can hold a project, which may be any length), about 100 ms at 100,000 runs."""
+def _for_a_while(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    """Kept per app for up to ``HISTORY_REFRESH_SECONDS``: what reads a pipeline's runs."""
     from .dashboard import _aggregates
 
-    moment = int(time.time() // HISTORY_REFRESH_SECONDS)
-    return _aggregates().get(
-        ("history", workflow.id, workflow.pk, runs, moment), lambda: _across_runs(workflow, runs)
-    )
+    return _aggregates().get((*key, int(time.time() // HISTORY_REFRESH_SECONDS)), compute)
 
 
-def _across_runs(workflow: Workflow, runs: int) -> Efficiency:
+def _pipeline_runs(workflow: Workflow, runs: int) -> list[int]:
+    """The last ``runs`` successful runs of the workflow's pipeline (engine and
+    Snakefile/project). This reads the runs table (no index can hold a project, which may be
+    any length), about 100 ms at 100,000 runs, hence kept a while."""
     if not workflow.project:
-        return Efficiency([], 0)
-    pks = list(
-        db.session.scalars(
-            select(Workflow.pk)
-            .where(
-                Workflow.engine == workflow.engine,
-                Workflow.project == workflow.project,
-                Workflow.status == WorkflowStatus.DONE.value,
+        return []
+    return _for_a_while(
+        ("pipeline-runs", workflow.id, workflow.pk, runs),
+        lambda: list(
+            db.session.scalars(
+                select(Workflow.pk)
+                .where(
+                    Workflow.engine == workflow.engine,
+                    Workflow.project == workflow.project,
+                    Workflow.status == WorkflowStatus.DONE.value,
+                )
+                .order_by(Workflow.started_at.desc(), Workflow.pk.desc())
+                .limit(runs)
             )
-            .order_by(Workflow.started_at.desc(), Workflow.pk.desc())
-            .limit(runs)
-        )
+        ),
     )
+
+
+def across_runs(workflow: Workflow, runs: int = HISTORY_RUNS) -> Efficiency:
+    """The same over the last ``runs`` successful runs of the same pipeline, this one
+    included if it finished."""
+    pks = _pipeline_runs(workflow, runs)
     if not pks:
         return Efficiency([], 0)
-    return Efficiency(_summarise(pks), len(pks))
+    return _for_a_while(("history", tuple(pks)), lambda: Efficiency(_summarise(pks), len(pks)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,48 +379,36 @@ def _paces(
 
 
 def _history_means(workflow: Workflow, names: Sequence[str]) -> dict[str, float]:
-    """Mean run time per rule in the pipeline's last successful runs (a bounded sample),
-    kept per run for up to ``HISTORY_REFRESH_SECONDS`` as ``across_runs`` is."""
-    if not names or not workflow.project:
+    """Mean run time per rule in the pipeline's last successful runs: a bounded read of each
+    run's jobs of those rules."""
+    pks = [pk for pk in _pipeline_runs(workflow, HISTORY_RUNS) if pk != workflow.pk]
+    if not names or not pks:
         return {}
-    from .dashboard import _aggregates
-
-    moment = int(time.time() // HISTORY_REFRESH_SECONDS)
-    return _aggregates().get(
-        ("history-means", workflow.id, workflow.pk, tuple(names), moment),
-        lambda: _computed_history_means(workflow, names),
+    return _for_a_while(
+        ("history-means", tuple(pks), tuple(names)), lambda: _mean_run_times(pks, names)
     )
 
 
-def _computed_history_means(workflow: Workflow, names: Sequence[str]) -> dict[str, float]:
+def _mean_run_times(workflow_pks: Sequence[int], names: Sequence[str]) -> dict[str, float]:
     from .dashboard import _duration_seconds
 
-    earlier = (
-        select(Workflow.pk)
-        .where(
-            Workflow.engine == workflow.engine,
-            Workflow.project == workflow.project,
-            Workflow.status == WorkflowStatus.DONE.value,
-            Workflow.pk != workflow.pk,
+    per_run = max(SAMPLE // len(workflow_pks), 200)
+    totals: dict[str, tuple[float, int]] = {}
+    for workflow_pk in workflow_pks:
+        rows = db.session.execute(
+            select(Job.name, _duration_seconds())
+            .where(
+                Job.workflow_pk == workflow_pk,
+                Job.name.in_(list(names)),
+                Job.status == JobStatus.DONE.value,
+            )
+            .limit(per_run)
         )
-        .order_by(Workflow.started_at.desc(), Workflow.pk.desc())
-        .limit(HISTORY_RUNS)
-    )
-    sample = (
-        select(Job.name.label("name"), _duration_seconds().label("seconds"))
-        .where(
-            Job.workflow_pk.in_(earlier.scalar_subquery()),
-            Job.name.in_(list(names)),
-            Job.status == JobStatus.DONE.value,
-        )
-        .order_by(Job.pk.desc())
-        .limit(SAMPLE)
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(sample.c.name, func.avg(sample.c.seconds)).group_by(sample.c.name)
-    )
-    return {str(name): float(mean) for name, mean in rows if mean is not None}
+        for name, seconds in rows:
+            if seconds is not None:
+                total, count = totals.get(str(name), (0.0, 0))
+                totals[str(name)] = (total + float(seconds), count + 1)
+    return {name: total / count for name, (total, count) in totals.items()}
 
 
 def eta(workflow: Workflow, progress: Sequence[RuleProgress], now: datetime) -> Eta | None:

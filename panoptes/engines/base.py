@@ -83,6 +83,11 @@ class EngineAdapter:
     def owns(self, engine: str) -> bool:
         return engine in self.engines
 
+    def takes_events_of(self, run_engine: str, event_engine: str) -> bool:
+        """Whether this adapter's event (naming ``event_engine``) may change a run of
+        ``run_engine``: one it owns, or (generic API) a run of the engine the event names."""
+        return self.owns(run_engine) if self.engines else run_engine == event_engine
+
     def run_engine(self, body: Any) -> str:
         """The engine of the run a raw event of this adapter belongs to: the adapter's own, or
         (generic API) the name the client gave, which the route recorded in each event."""

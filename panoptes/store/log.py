@@ -193,9 +193,7 @@ def _check_engine(
     adapter = engines.by_name(adapter_name)
 
     def owns(stored: str) -> bool:
-        return adapter is not None and (
-            adapter.owns(stored) if adapter.engines else stored == engine
-        )
+        return adapter is not None and adapter.takes_events_of(stored, engine)
 
     stored = _stored_engine(connection, workflow_id, fresh=False)
     if stored is None or owns(stored):

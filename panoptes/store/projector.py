@@ -190,11 +190,7 @@ def apply_events(connection: Connection, raws: Sequence[Any]) -> None:
                 run = runs[workflow_id] = _Run(
                     reducer.new_run(workflow_id, engine, raw.received_at)
                 )
-            elif not (
-                adapter.owns(run.state.run["engine"])
-                if adapter.engines
-                else run.state.run["engine"] == engine
-            ):
+            elif not adapter.takes_events_of(run.state.run["engine"], engine):
                 log.warning(
                     "raw event %s: %s event for a %s run: skipped",
                     raw.pk,
