@@ -55,23 +55,23 @@ def safe_next(target: str | None) -> str | None:
     return cleaned
 
 
-class FailureLimit:
-    """Counts authentication failures per client address in this process's memory (a moving
-    window, ``limits``' MemoryStorage: Flask-Limiter's engine and default storage)."""
+class RateLimit:
+    """Counts something per key (an address, a token) in this process's memory: a moving
+    window, ``limits``' MemoryStorage (Flask-Limiter's engine and default storage)."""
 
     def __init__(self, limit: str) -> None:
         self.item = parse(limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def allows(self, address: str) -> bool:
-        return self.limiter.test(self.item, address)
+    def allows(self, key: str) -> bool:
+        return self.limiter.test(self.item, key)
 
-    def count(self, address: str) -> None:
-        self.limiter.hit(self.item, address)
+    def count(self, key: str) -> None:
+        self.limiter.hit(self.item, key)
 
-    def retry_after(self, address: str) -> int:
-        """Whole seconds until the address may fail again."""
-        reset_at = self.limiter.get_window_stats(self.item, address).reset_time
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until the key may be counted again."""
+        reset_at = self.limiter.get_window_stats(self.item, key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
 
@@ -79,7 +79,7 @@ def _client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def install(app: Flask, authenticated: Callable[[], bool]) -> FailureLimit:
+def install(app: Flask, authenticated: Callable[[], bool]) -> RateLimit:
     """Rate-limit authentication failures per client address on ``app``; ``authenticated``
     tells whether the current request carries valid credentials (then it is never refused).
 
@@ -92,7 +92,7 @@ def install(app: Flask, authenticated: Callable[[], bool]) -> FailureLimit:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
-    failures = FailureLimit(str(app.config["AUTH_FAILURE_LIMIT"]))
+    failures = RateLimit(str(app.config["AUTH_FAILURE_LIMIT"]))
     app.extensions["panoptes.auth_failures"] = failures
 
     def refuse_past_the_limit() -> Response | None:

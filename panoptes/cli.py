@@ -126,7 +126,8 @@ class HubGroup(FlaskGroup):
         return super().get_command(ctx, cmd_name)
 
     def _load_plugin_commands(self) -> None:
-        """Extensions' commands (Flask-Limiter's ``limiter``) are not the hub's."""
+        """Commands installed extensions register (``flask.commands`` entry points) are not
+        the hub's."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # The hub's commands are all on the group: listing them never opens a database.

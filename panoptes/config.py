@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import limits
+
 from .normalize import coerce
 
 # A configured secret key must be at least this long, and must not be one of the examples
@@ -139,7 +141,7 @@ SETTINGS_HELP: dict[str, str] = {
     "cancels (default 1)",
     "LAUNCH_LOST_SECONDS": "silence after which a worker's launches read as lost (default 60)",
     "LAUNCH_CANCEL_GRACE_SECONDS": "seconds between SIGTERM and SIGKILL on cancel (default 10)",
-    "LAUNCH_RATE_LIMIT": "launches allowed per token, e.g. '30 per minute' (Flask-Limiter)",
+    "LAUNCH_RATE_LIMIT": "launches allowed per token, e.g. '30 per minute'",
     "LAUNCH_WORKER": "whether the panoptes command runs a launch worker thread (default true)",
 }
 
@@ -300,3 +302,11 @@ def check(config: Mapping[str, Any]) -> None:
                 "(python -c 'import secrets; print(secrets.token_hex(32))'), or unset it to "
                 "have the hub generate one and keep it in its database."
             )
+    for name in ("AUTH_FAILURE_LIMIT", "LAUNCH_RATE_LIMIT"):
+        try:
+            limits.parse(str(config.get(name, DEFAULTS[name])))
+        except ValueError:
+            raise RuntimeError(
+                f"PANOPTES_{name} is refused: {config.get(name)!r} is not a rate; "
+                "write it as '30 per minute' (or per second, hour, day)."
+            ) from None

@@ -60,13 +60,19 @@ class ApiError(Exception):
         return cls(400, f"Invalid request: {summary}", "invalid", details)
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, details: Any = None
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        details: Any = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _default_code(status)
         self.details = details
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429, 503)
 
 
 def _default_code(status: int) -> str:
@@ -119,7 +125,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.message, error.code, error.details)
+        response = error_response(error.status, error.message, error.code, error.details)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

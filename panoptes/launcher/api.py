@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import wraps
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
-from flask_limiter import Limiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import live
+from ..abuse import RateLimit
 from ..errors import ApiError
 from ..extensions import db
 from . import argv
 from . import store as launches
 from .models import Launch
 from .queues import Queue, configured, default_queue
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 bp = Blueprint("launches", __name__)
 
@@ -39,11 +43,28 @@ def _who() -> str:
     return credential.name if credential is not None else request.remote_addr or "unknown"
 
 
-limiter = Limiter(key_func=_who, storage_uri="memory://", default_limits=[])
+_LAUNCH_LIMIT = "panoptes.launch_rate_limit"
 
 
-def _rate() -> str:
-    return str(current_app.config["LAUNCH_RATE_LIMIT"])
+def rate_limited(view: Callable[P, R]) -> Callable[P, R]:
+    """``LAUNCH_RATE_LIMIT`` per token on a launching route: past it, 429 with Retry-After.
+    Counted in each process's memory by ``limits`` (Flask-Limiter's engine), called here
+    rather than through Flask-Limiter, whose request hooks ran on every request of the hub
+    (a tenth of a one-event ingestion request) to limit these few routes."""
+
+    @wraps(view)
+    def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+        launches_per_token: RateLimit = current_app.extensions[_LAUNCH_LIMIT]
+        who = _who()
+        if not launches_per_token.allows(who):
+            wait = launches_per_token.retry_after(who)
+            raise ApiError(
+                429, f"Too many launches from this token; try again in {wait} s.", retry_after=wait
+            )
+        launches_per_token.count(who)
+        return view(*args, **kwargs)
+
+    return limited
 
 
 class LaunchIn(BaseModel):
@@ -284,7 +305,7 @@ def submit(
 
 
 @bp.post("/api/launches")
-@limiter.limit(_rate)
+@rate_limited
 def create() -> tuple[Response, int]:
     """Queue a launch."""
     data = _parsed(LaunchIn, _json_body())
@@ -337,7 +358,7 @@ def delete(launch_id: str) -> Response:
 
 
 @bp.post("/api/launches/<launch_id>/relaunch")
-@limiter.limit(_rate)
+@rate_limited
 def relaunch(launch_id: str) -> tuple[Response, int]:
     """Queue the same launch again (``resume``: Nextflow -resume, Snakemake
     --rerun-incomplete, in the same work dir)."""
@@ -466,4 +487,4 @@ def pipeline_schema() -> Response:
 def register(app: Flask) -> None:
     """Attach the launch API and its rate limits to ``app``."""
     app.register_blueprint(bp)
-    limiter.init_app(app)
+    app.extensions[_LAUNCH_LIMIT] = RateLimit(str(app.config["LAUNCH_RATE_LIMIT"]))

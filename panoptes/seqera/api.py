@@ -447,7 +447,7 @@ def _launch_in(data: WorkflowLaunchRequest) -> launcher_api.LaunchIn:
 
 
 @launch_bp.post("/workflow/launch")
-@launcher_api.limiter.limit(launcher_api._rate)
+@launcher_api.rate_limited
 def launch() -> Response:
     """``SubmitWorkflowLaunchRequest`` -> ``SubmitWorkflowLaunchResponse``: a launch on the
     queue named by ``computeEnvId`` (else the default queue). The id answered is the run's

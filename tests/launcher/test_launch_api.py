@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from panoptes import create_app
 from panoptes.launcher import store as launches
 from panoptes.launcher.queues import Queue, parse
 
@@ -179,8 +180,11 @@ def test_launches_are_rate_limited_per_token(app_factory: Callable[..., Flask]) 
     client = app.test_client()
     first = bearer(make_token(app, "first", "launch"))
     second = bearer(make_token(app, "second", "launch"))
-    codes = [post(client, first, engine="nextflow", pipeline="x").status_code for _ in range(3)]
-    assert codes == [201, 201, 429]
+    answers = [post(client, first, engine="nextflow", pipeline="x") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    refused = answers[-1]
+    assert refused.get_json()["error"] == "too_many_requests"
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
     assert post(client, second, engine="nextflow", pipeline="x").status_code == 201
 
 
@@ -360,3 +364,9 @@ def test_scripts_run_only_where_the_queue_says_so_and_a_relaunch_keeps_them(
     app.config["QUEUES"] = {"scripted": {"executor": "local"}}
     stopped = client.post(f"/api/launches/{first['id']}/relaunch", json={}, headers=headers)
     assert stopped.status_code == 403
+
+
+@pytest.mark.parametrize("name", ["LAUNCH_RATE_LIMIT", "AUTH_FAILURE_LIMIT"])
+def test_a_rate_that_does_not_parse_stops_the_start(database_url: str, name: str) -> None:
+    with pytest.raises(RuntimeError, match=f"PANOPTES_{name} is refused"):
+        create_app({"SQLALCHEMY_DATABASE_URI": database_url, name: "thirty a minute"})

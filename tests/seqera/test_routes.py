@@ -480,3 +480,14 @@ def test_a_silent_run_reads_unknown(app, client):
     silence(app, workflow_id, timedelta(days=30))
     workflow = client.get(f"/seqera/workflow/{workflow_id}").get_json()["workflow"]
     assert workflow["status"] == "UNKNOWN" and workflow["success"] is False
+
+
+def test_launches_through_seqera_share_the_rate_limit_per_token(app_factory):
+    app = app_factory(QUEUES=QUEUES, LAUNCH_RATE_LIMIT="1 per hour")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {launch_token(app)}"}
+    launch = {"launch": {"pipeline": "hello"}}
+    assert client.post("/seqera/workflow/launch", json=launch, headers=headers).status_code == 200
+    refused = client.post("/seqera/workflow/launch", json=launch, headers=headers)
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    assert refused.get_json()["error"] == "too_many_requests"
