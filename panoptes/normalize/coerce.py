@@ -306,6 +306,21 @@ def json_text(value: Any) -> tuple[Any, str]:
     return safe, dumps(safe)
 
 
+def storable_text(value: Any) -> str:
+    """``json_text(value)[1]`` (the JSON text of ``json_safe(value)``) at orjson's speed when
+    nothing needs changing: orjson writes non-finite numbers as null, as ``json_safe`` does,
+    and refuses integers beyond 64 bits, lone surrogates and keys that are not strings; what
+    it refuses or writes with a NUL, a surrogate or a long digit run takes ``json_text``.
+    For bodies parsed and depth-checked as a whole, one event at a time (the batch routes)."""
+    try:
+        serialised = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError included
+        return json_text(value)[1]
+    if _may_need_changes(serialised):
+        return json_text(value)[1]
+    return serialised.decode()
+
+
 SafeJson = Callable[[Any], Any]
 
 

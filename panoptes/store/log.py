@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from .. import engines, metrics
 from ..models import RawEvent, Workflow, utcnow
 from ..normalize import snakemake
-from ..normalize.coerce import JsonText, json_safe, json_text
+from ..normalize.coerce import JsonText, json_safe, json_text, storable_text
 from ..normalize.schema import WorkflowStatus
 from . import journal, projector
 from .ids import new_workflow_id, shard_of
@@ -274,7 +274,7 @@ def snakemake_update(
     workflow_id: str, envelope: Mapping[str, Any], received_at: datetime | None = None
 ) -> None:
     """One ``/update_workflow_status`` envelope (its ``msg`` already checked to decode)."""
-    _, text = json_text(dict(envelope))
+    text = storable_text(dict(envelope))
     entry = Entry("snakemake", "update", workflow_id, JsonText(text), received_at or utcnow())
 
     def decide(connection: Connection | None) -> Decision[None]:
@@ -295,7 +295,7 @@ def _batch(
     entries = []
     for event in events:
         key = event.get("event_id")
-        _, text = json_text(dict(event))
+        text = storable_text(dict(event))
         entries.append(
             Entry(
                 adapter, "event", workflow_id, JsonText(text), at, None if key is None else str(key)

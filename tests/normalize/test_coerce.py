@@ -205,3 +205,15 @@ def test_dumps_writes_what_json_dumps_writes_of_a_storable_value(value, odd):
     # What orjson refuses is still written, by json.dumps.
     unusual = {1: 2**70, "lone": "\ud800"}
     assert coerce.dumps(unusual) == json.dumps(unusual)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values, odd=odd_text)
+def test_storable_text_stores_what_json_text_stores(value, odd):
+    body = {"v": value, odd: [odd, 2**64, -(2**63)]}
+    fast = coerce.storable_text(body)
+    _, reference = coerce.json_text(body)
+    # The same value (NaN compared as text); the texts may differ in how they escape.
+    assert json.dumps(json.loads(fast)) == json.dumps(json.loads(reference))
+    assert "\\u0000" not in fast and "\x00" not in fast
+    fast.encode("utf-8")  # no lone surrogate left
