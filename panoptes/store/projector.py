@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import random
@@ -84,6 +85,33 @@ COALESCE_SECONDS = 0.02
 # How long a projector that is not its database's (SQLite) waits before trying again.
 _STANDBY_SECONDS = 1.0
 
+# The batch's statements, built once: building a statement and its cache key on every
+# execution was a third of a small batch's time (bench/PROFILES.md).
+_READ_POSITION = select(_POSITIONS.c.event_pk).where(_POSITIONS.c.shard == bindparam("shard"))
+_MOVE_POSITION = (
+    update(_POSITIONS)
+    .where(_POSITIONS.c.shard == bindparam("of_shard"))
+    .values(event_pk=bindparam("new_position"))
+)
+_NEXT_EVENTS = (
+    select(_RAW)
+    .where(_RAW.c.pk > bindparam("position"))
+    .order_by(_RAW.c.pk)
+    .limit(bindparam("limit"))
+)
+_NEXT_EVENTS_OF_SHARD = _NEXT_EVENTS.where(
+    _RAW.c.shard == bindparam("shard"), _RAW.c.pk <= bindparam("horizon")
+)
+_RUNS_BY_ID = select(_WORKFLOWS).where(_WORKFLOWS.c.id.in_(bindparam("ids", expanding=True)))
+_RUNS_BY_ID_LOCKED = _RUNS_BY_ID.with_for_update()  # PostgreSQL: people's deletes lock them too
+_JOBS_BY_KEY = select(_JOBS).where(
+    _JOBS.c.workflow_pk == bindparam("workflow_pk"),
+    _JOBS.c.job_key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_RUN = insert(_WORKFLOWS).returning(_WORKFLOWS.c.pk)
+_INSERT_JOBS = insert(_JOBS)
+_LOG_HEAD = select(func.max(_RAW.c.pk))
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
@@ -98,7 +126,7 @@ class BatchOutcome:
 
 def _position(connection: Connection, shard: int) -> int:
     """The ``pk`` of the last event applied of this shard (SQLite: of the log)."""
-    position = connection.scalar(select(_POSITIONS.c.event_pk).where(_POSITIONS.c.shard == shard))
+    position = connection.scalar(_READ_POSITION, {"shard": shard})
     if position is None:  # a shard no migration created (cannot happen unless rows were deleted)
         connection.execute(insert(_POSITIONS).values(shard=shard, event_pk=0))
         return 0
@@ -130,19 +158,20 @@ def project_batch(connection: Connection, shard: int, limit: int) -> BatchOutcom
     """Apply up to ``limit`` new events of one shard (SQLite: of the log) in this transaction.
     On PostgreSQL the caller holds the shard's projector lock."""
     position = _position(connection, shard)
-    query = select(_RAW).where(_RAW.c.pk > position).order_by(_RAW.c.pk).limit(limit)
     if connection.dialect.name == "postgresql":
         horizon = _append_horizon(connection, shard)
         if horizon is None:
             return BatchOutcome(0, blocked=True)  # appends still in flight: look again soon
-        query = query.where(_RAW.c.shard == shard, _RAW.c.pk <= horizon)
-    raws = connection.execute(query).all()
+        raws = connection.execute(
+            _NEXT_EVENTS_OF_SHARD,
+            {"position": position, "limit": limit, "shard": shard, "horizon": horizon},
+        ).all()
+    else:
+        raws = connection.execute(_NEXT_EVENTS, {"position": position, "limit": limit}).all()
     if not raws:
         return BatchOutcome(0)
     apply_events(connection, raws)
-    connection.execute(
-        update(_POSITIONS).where(_POSITIONS.c.shard == shard).values(event_pk=raws[-1].pk)
-    )
+    connection.execute(_MOVE_POSITION, {"of_shard": shard, "new_position": raws[-1].pk})
     return BatchOutcome(len(raws), full=len(raws) == limit)
 
 
@@ -225,13 +254,10 @@ def _with_names_resolved(
 def _load_runs(connection: Connection, ids: set[str]) -> dict[str, _Run]:
     runs: dict[str, _Run] = {}
     wanted = sorted(ids)
+    query = _RUNS_BY_ID_LOCKED if connection.dialect.name == "postgresql" else _RUNS_BY_ID
     for start in range(0, len(wanted), _MAX_KEYS_PER_QUERY):
-        query = select(_WORKFLOWS).where(
-            _WORKFLOWS.c.id.in_(wanted[start : start + _MAX_KEYS_PER_QUERY])
-        )
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update()  # people's deletes lock the same rows
-        for row in connection.execute(query).mappings():
+        ids = wanted[start : start + _MAX_KEYS_PER_QUERY]
+        for row in connection.execute(query, {"ids": ids}).mappings():
             values = dict(row)
             runs[values["id"]] = _Run(RunState(run=values), as_read=dict(values))
     return runs
@@ -252,10 +278,11 @@ def _load_jobs(
         keys = sorted(reducer.job_keys_needed(run.state.run, events))
         for start in range(0, len(keys), _MAX_KEYS_PER_QUERY):
             rows = connection.execute(
-                select(_JOBS).where(
-                    _JOBS.c.workflow_pk == run.state.run["pk"],
-                    _JOBS.c.job_key.in_(keys[start : start + _MAX_KEYS_PER_QUERY]),
-                )
+                _JOBS_BY_KEY,
+                {
+                    "workflow_pk": run.state.run["pk"],
+                    "keys": keys[start : start + _MAX_KEYS_PER_QUERY],
+                },
             ).mappings()
             for row in rows:
                 job = dict(row)
@@ -267,6 +294,15 @@ def _changes(row: Mapping[str, Any], as_read: Mapping[str, Any]) -> dict[str, An
     return {key: value for key, value in row.items() if key not in as_read or as_read[key] != value}
 
 
+@functools.lru_cache(maxsize=512)  # the sets of columns that change together are few
+def _update_of(table: Table, columns: tuple[str, ...]) -> Any:
+    return (
+        update(table)
+        .where(table.c.pk == bindparam("row_pk"))
+        .values({column: bindparam(column) for column in columns})
+    )
+
+
 def _update_grouped(
     connection: Connection, table: Table, changes: Sequence[tuple[int, dict[str, Any]]]
 ) -> None:
@@ -275,12 +311,7 @@ def _update_grouped(
     for pk, changed in changes:
         groups[tuple(sorted(changed))].append({**changed, "row_pk": pk})
     for columns, rows in groups.items():
-        statement = (
-            update(table)
-            .where(table.c.pk == bindparam("row_pk"))
-            .values({column: bindparam(column) for column in columns})
-        )
-        connection.execute(statement, rows)
+        connection.execute(_update_of(table, columns), rows)
 
 
 def _write(connection: Connection, runs: Mapping[str, _Run]) -> None:
@@ -294,9 +325,7 @@ def _write(connection: Connection, runs: Mapping[str, _Run]) -> None:
         pk = state.run.get("pk")
         if pk is None:
             values = {k: v for k, v in state.run.items() if k != "pk"}
-            pk = connection.execute(
-                insert(_WORKFLOWS).returning(_WORKFLOWS.c.pk), values
-            ).scalar_one()
+            pk = connection.execute(_INSERT_RUN, values).scalar_one()
             state.run["pk"] = pk
         else:
             changed = _changes(state.run, run.as_read)
@@ -315,7 +344,7 @@ def _write(connection: Connection, runs: Mapping[str, _Run]) -> None:
                     job_changes.append((job["pk"], changed))
     _update_grouped(connection, _WORKFLOWS, run_changes)
     if new_jobs:
-        connection.execute(insert(_JOBS), new_jobs)
+        connection.execute(_INSERT_JOBS, new_jobs)
     _update_grouped(connection, _JOBS, job_changes)
 
 
@@ -355,27 +384,32 @@ def run_pass(app: Flask, limit: int | None = None) -> BatchOutcome:
     return BatchOutcome(applied, blocked)
 
 
+_LAST_PK = 2**63 - 1
+_APPLIED_UP_TO = (
+    select(_POSITIONS.c.event_pk).where(_POSITIONS.c.shard == ALL_SHARDS).scalar_subquery()
+)
+_PENDING = (
+    select(func.count())
+    .select_from(_RAW)
+    .where(_RAW.c.pk > func.coalesce(_APPLIED_UP_TO, 0), _RAW.c.pk <= bindparam("up_to"))
+)
+# PostgreSQL, by shard; a shard without a position row has projected nothing yet (the
+# projector adds it).
+_PENDING_BY_SHARD = (
+    select(func.count())
+    .select_from(_RAW.outerjoin(_POSITIONS, _POSITIONS.c.shard == _RAW.c.shard))
+    .where(_RAW.c.pk > func.coalesce(_POSITIONS.c.event_pk, 0), _RAW.c.pk <= bindparam("up_to"))
+)
+
+
 def pending_events(connection: Connection, up_to: int | None = None) -> int:
     """How many stored events (of pk at most ``up_to``) are not yet projected."""
-    if connection.dialect.name != "postgresql":
-        position = connection.scalar(
-            select(_POSITIONS.c.event_pk).where(_POSITIONS.c.shard == ALL_SHARDS)
-        )
-        query = select(func.count()).select_from(_RAW).where(_RAW.c.pk > (position or 0))
-    else:
-        # A shard without a position row has projected nothing yet (the projector adds it).
-        query = (
-            select(func.count())
-            .select_from(_RAW.outerjoin(_POSITIONS, _POSITIONS.c.shard == _RAW.c.shard))
-            .where(_RAW.c.pk > func.coalesce(_POSITIONS.c.event_pk, 0))
-        )
-    if up_to is not None:
-        query = query.where(_RAW.c.pk <= up_to)
-    return int(connection.scalar(query) or 0)
+    query = _PENDING_BY_SHARD if connection.dialect.name == "postgresql" else _PENDING
+    return int(connection.scalar(query, {"up_to": _LAST_PK if up_to is None else up_to}) or 0)
 
 
 def log_head(connection: Connection) -> int:
-    return int(connection.scalar(select(func.max(_RAW.c.pk))) or 0)
+    return int(connection.scalar(_LOG_HEAD) or 0)
 
 
 class Projector:
