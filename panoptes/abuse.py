@@ -21,7 +21,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from limits import parse
+from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -56,23 +56,29 @@ def safe_next(target: str | None) -> str | None:
 
 
 class RateLimit:
-    """Counts something per key (an address, a token) in this process's memory: a moving
-    window, ``limits``' MemoryStorage (Flask-Limiter's engine and default storage)."""
+    """Counts something per key (an address, a token) in this process's memory: moving
+    windows, ``limits``' MemoryStorage (Flask-Limiter's engine and default storage). The
+    limit is written as Flask-Limiter's are: "30 per minute", or several joined by ";"."""
 
     def __init__(self, limit: str) -> None:
-        self.item = parse(limit)
+        self.items = parse_many(limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def allows(self, key: str) -> bool:
-        return self.limiter.test(self.item, key)
+        return all(self.limiter.test(item, key) for item in self.items)
 
     def count(self, key: str) -> None:
-        self.limiter.hit(self.item, key)
+        for item in self.items:
+            self.limiter.hit(item, key)
 
     def retry_after(self, key: str) -> int:
-        """Whole seconds until the key may be counted again."""
-        reset_at = self.limiter.get_window_stats(self.item, key).reset_time
-        return max(1, math.ceil(reset_at - time.time()))
+        """Whole seconds until every window has room for the key again (at least 1)."""
+        now = time.time()
+        full = [item for item in self.items if not self.limiter.test(item, key)]
+        reset_at = max(
+            (self.limiter.get_window_stats(i, key).reset_time for i in full), default=now
+        )
+        return max(1, math.ceil(reset_at - now))
 
 
 def _client_address() -> str:

@@ -304,7 +304,7 @@ def check(config: Mapping[str, Any]) -> None:
             )
     for name in ("AUTH_FAILURE_LIMIT", "LAUNCH_RATE_LIMIT"):
         try:
-            limits.parse(str(config.get(name, DEFAULTS[name])))
+            limits.parse_many(str(config.get(name, DEFAULTS[name])))
         except ValueError:
             raise RuntimeError(
                 f"PANOPTES_{name} is refused: {config.get(name)!r} is not a rate; "

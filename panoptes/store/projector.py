@@ -256,8 +256,8 @@ def _load_runs(connection: Connection, ids: set[str]) -> dict[str, _Run]:
     wanted = sorted(ids)
     query = _RUNS_BY_ID_LOCKED if connection.dialect.name == "postgresql" else _RUNS_BY_ID
     for start in range(0, len(wanted), _MAX_KEYS_PER_QUERY):
-        ids = wanted[start : start + _MAX_KEYS_PER_QUERY]
-        for row in connection.execute(query, {"ids": ids}).mappings():
+        some = wanted[start : start + _MAX_KEYS_PER_QUERY]
+        for row in connection.execute(query, {"ids": some}).mappings():
             values = dict(row)
             runs[values["id"]] = _Run(RunState(run=values), as_read=dict(values))
     return runs

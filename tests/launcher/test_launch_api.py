@@ -366,6 +366,15 @@ def test_scripts_run_only_where_the_queue_says_so_and_a_relaunch_keeps_them(
     assert stopped.status_code == 403
 
 
+def test_several_windows_all_hold(app_factory: Callable[..., Flask]) -> None:
+    app = app_factory(QUEUES=QUEUES, LAUNCH_RATE_LIMIT="5 per hour; 2 per minute")
+    client = app.test_client()
+    headers = bearer(make_token(app, "first", "launch"))
+    answers = [post(client, headers, engine="nextflow", pipeline="x") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 60  # the minute's window is the full one
+
+
 @pytest.mark.parametrize("name", ["LAUNCH_RATE_LIMIT", "AUTH_FAILURE_LIMIT"])
 def test_a_rate_that_does_not_parse_stops_the_start(database_url: str, name: str) -> None:
     with pytest.raises(RuntimeError, match=f"PANOPTES_{name} is refused"):
