@@ -109,6 +109,8 @@ def _parse_form(values: dict[str, Any]) -> LaunchIn:
             "run_name": text("run_name"),
             "queue": text("queue"),
             "args": args,
+            "pre_run_script": text("pre_run_script"),
+            "post_run_script": text("post_run_script"),
         }
     )
 

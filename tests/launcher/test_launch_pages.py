@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from panoptes.launcher import store as launches
+from panoptes.launcher.queues import Queue
 from tests.launcher.test_launch_api import QUEUES, make_token
 
 SAME_ORIGIN = {"Origin": "http://localhost"}
@@ -113,3 +114,38 @@ def test_a_launch_only_session_can_sign_out_of_a_closed_hub(
     assert client.get("/api/workflows").status_code == 403  # no read right
     assert client.post("/signout", headers=SAME_ORIGIN).status_code == 302
     assert client.get("/launches").location.startswith("/signin")
+
+
+def test_the_form_takes_scripts_for_the_queues_that_run_them(
+    app_factory: Callable[..., Flask],
+) -> None:
+    queues = {
+        "local": Queue(name="local", work_dir="/tmp/q", default=True),
+        "scripted": Queue(name="scripted", work_dir="/tmp/q", run_scripts=True),
+    }
+    client = signed_in(app_factory(QUEUES=queues, TOKEN_CACHE_SECONDS=0))
+    form = client.get("/launches/new").get_data(as_text=True)
+    assert 'id="launch-scripts"' in form and "queues scripted only" in form
+    fields = {"engine": "nextflow", "pipeline": "hello", "pre_run_script": "module load java"}
+    refused = client.post(
+        "/launches/new",
+        data={"csrf_token": csrf(form), **fields, "queue": "local"},
+        headers=SAME_ORIGIN,
+    )
+    assert refused.status_code == 400
+    assert "run_scripts = true" in refused.get_data(as_text=True)
+    assert "module load java" in refused.get_data(as_text=True)  # what was typed is kept
+    queued = client.post(
+        "/launches/new",
+        data={"csrf_token": csrf(form), **fields, "queue": "scripted", "post_run_script": "ls"},
+        headers=SAME_ORIGIN,
+    )
+    assert queued.status_code == 303
+    page = client.get(queued.location).get_data(as_text=True)
+    assert 'id="launch-pre-run-script">module load java<' in page
+    assert 'id="launch-post-run-script">ls<' in page
+
+
+def test_the_form_has_no_script_fields_when_no_queue_runs_scripts(launch_app: Flask) -> None:
+    form = signed_in(launch_app).get("/launches/new").get_data(as_text=True)
+    assert 'id="launch-scripts"' not in form and "pre_run_script" not in form
