@@ -111,6 +111,18 @@ def _send(server: Server, stream: streams.Stream) -> dict[int, str]:
     return result.ids
 
 
+def _recount_rules(db: sqlite3.Connection) -> None:
+    """The per-(rule, status) counts the projector keeps, for the copied jobs too (hubs from
+    before the table, as ``--hub-source`` may run, have none)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'rule_counts'").fetchone():
+        db.execute("DELETE FROM rule_counts")
+        db.execute(
+            "INSERT INTO rule_counts (workflow_pk, name, status, jobs)"
+            " SELECT workflow_pk, coalesce(name, ''), status, count(*) FROM jobs"
+            " GROUP BY workflow_pk, coalesce(name, ''), status"
+        )
+
+
 def fill_hub(
     make: Callable[[Path], Server], target: Path, runs: int, jobs: int, source: Path = REPO
 ) -> str:
@@ -171,6 +183,7 @@ def fill_hub(
                 (small_pk,),
                 join="JOIN workflows AS w ON w.id LIKE 'benchclone%'",
             )
+            _recount_rules(db)
 
     _fill_once(f"hub-{_schema_key(source)}-{runs}-{jobs}.db", target, build)
     return big_id

@@ -26,7 +26,7 @@ from sqlalchemy.sql import ColumnElement
 from . import charts, engines, queries, serializers
 from .config import Staleness
 from .extensions import db
-from .models import Job, Workflow, utcnow
+from .models import Job, RuleCount, Workflow, utcnow
 from .normalize.schema import JobStatus, WorkflowStatus
 
 RUNS_PER_PAGE = 50
@@ -275,32 +275,17 @@ def rule_progress(workflow: Workflow) -> list[RuleProgress]:
 
 
 def _rule_progress(workflow: Workflow) -> list[RuleProgress]:
-    """Per rule/process counts, computed.
-
-    Two indexed GROUP BYs instead of one over (name, status): the totals per name come from the
-    (workflow_pk, name) index alone, and only the rows that are not Done are grouped by status
-    through the (workflow_pk, status) index; Done is the difference. A finished run of 100,000
-    jobs therefore reads its index entries, not its rows.
-    """
+    """Per rule/process counts, from the counts the projector keeps (``rule_counts``): a
+    handful of rows, whatever the run's size."""
     rules: dict[str, RuleProgress] = {}
-    totals = db.session.execute(
-        select(Job.name, func.count(Job.pk))
-        .where(Job.workflow_pk == workflow.pk)
-        .group_by(Job.name)
-    )
-    for name, count in totals:
-        rules[name or UNNAMED] = RuleProgress(name or UNNAMED, done=count)
-    others = [status.value for status in JobStatus if status is not JobStatus.DONE]
-    for status, name, count in db.session.execute(
-        select(Job.status, Job.name, func.count(Job.pk))
-        .where(Job.workflow_pk == workflow.pk, Job.status.in_(others))
-        .group_by(Job.status, Job.name)
+    for name, status, count in db.session.execute(
+        select(RuleCount.name, RuleCount.status, RuleCount.jobs).where(
+            RuleCount.workflow_pk == workflow.pk, RuleCount.jobs > 0
+        )
     ):
         rule = rules.setdefault(name or UNNAMED, RuleProgress(name or UNNAMED))
         category = _CATEGORY[JobStatus(status)]
-        if category != "done":  # Cached counts as done: it stays in the difference
-            rule.done -= count
-            setattr(rule, category, getattr(rule, category) + count)
+        setattr(rule, category, getattr(rule, category) + count)
     detail = workflow.progress_detail if isinstance(workflow.progress_detail, dict) else {}
     processes = detail.get("processes")
     if isinstance(processes, list):  # Nextflow's own counters

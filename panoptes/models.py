@@ -186,6 +186,20 @@ class Job(Base):
     )
 
 
+class RuleCount(Base):
+    """How many of a run's jobs have a rule (process) and a status, kept by the projector with
+    the jobs it writes: a run page reads a handful of rows instead of grouping a million."""
+
+    __tablename__ = "rule_counts"
+
+    workflow_pk: Mapped[int] = mapped_column(
+        BigId, ForeignKey("workflows.pk", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # "": a job without one
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(default=0)
+
+
 class RawEvent(Base):
     """The log: every event as it arrived. Runs and jobs are projected from it."""
 

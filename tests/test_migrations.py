@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import func, select
 
 from panoptes.extensions import db
+from panoptes.models import RuleCount
+from tests.test_store import snapshot
 
 
 # SQLAlchemy cannot reflect SQLite's expression indexes (the job table's order); the
@@ -58,6 +61,9 @@ def test_a_database_of_the_0_1_0_release_is_upgraded_in_place_and_reads_back_the
         assert _without_new_fields(client.get(path).get_json(), answer) == answer, path
     # Its events count as projected: nothing is applied twice, and new events carry on.
     assert client.get("/api/log").get_json()["pending"] == 0
+    snapshot(app)  # the per-(rule, status) counts were filled from its jobs
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RuleCount)) > 0
     nightly = client.get("/create_workflow?workflow_id=nightly").get_json()["id"]
     old_nightly = next(
         w["id"]

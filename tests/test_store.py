@@ -1,6 +1,7 @@
 """The single writer: raw events, transactions, reindex."""
 
 import json
+from collections import Counter
 
 import pytest
 from flask.testing import FlaskClient
@@ -8,14 +9,15 @@ from sqlalchemy import Text, cast, func, inspect, select
 
 from panoptes import store
 from panoptes.extensions import db
-from panoptes.models import Job, LogPosition, RawEvent, Workflow
+from panoptes.models import Job, LogPosition, RawEvent, RuleCount, Workflow
 from panoptes.store import projector
 from tests.conftest import wait_for_projection
 from tests.replay import flask_sender, replay_http_capture, replay_tower, replay_wms_run
 
 
 def snapshot(app):
-    """Every column of every workflow and job, keyed by public ids (pks may differ)."""
+    """Every column of every workflow and job, keyed by public ids (pks may differ), and the
+    per-(rule, status) counts, checked against the jobs they count."""
     with app.app_context():
         workflows = {}
         for workflow in db.session.scalars(select(Workflow)):
@@ -30,7 +32,17 @@ def snapshot(app):
             row.pop("pk")
             row.pop("workflow_pk")
             jobs[(workflow_id, job.job_key)] = row
-        return workflows, jobs
+        rule_counts = {
+            (workflow_id, name, status): count
+            for workflow_id, name, status, count in db.session.execute(
+                select(Workflow.id, RuleCount.name, RuleCount.status, RuleCount.jobs)
+                .join(Workflow, RuleCount.workflow_pk == Workflow.pk)
+                .where(RuleCount.jobs != 0)
+            )
+        }
+        counted = Counter((w, job["name"] or "", job["status"]) for (w, _), job in jobs.items())
+        assert rule_counts == dict(counted)
+        return workflows, jobs, rule_counts
 
 
 def test_reindex_rebuilds_exactly_the_same_state(app, client, runner):

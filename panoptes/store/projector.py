@@ -55,7 +55,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import engines
 from ..engines import EngineAdapter
 from ..extensions import db
-from ..models import Job, LogPosition, RawEvent, Workflow
+from ..models import Job, LogPosition, RawEvent, RuleCount, Workflow
 from ..normalize import actions, reducer
 from ..normalize.reducer import RunState
 from ..normalize.schema import Event, RunCreated
@@ -77,6 +77,7 @@ _RAW = cast(Table, RawEvent.__table__)
 _WORKFLOWS = cast(Table, Workflow.__table__)
 _JOBS = cast(Table, Job.__table__)
 _POSITIONS = cast(Table, LogPosition.__table__)
+_RULE_COUNTS = cast(Table, RuleCount.__table__)
 _MAX_KEYS_PER_QUERY = 500
 # How often an idle projector looks for events appended by other processes.
 POLL_SECONDS = 0.025
@@ -110,6 +111,19 @@ _JOBS_BY_KEY = select(_JOBS).where(
 )
 _INSERT_RUN = insert(_WORKFLOWS).returning(_WORKFLOWS.c.pk)
 _INSERT_JOBS = insert(_JOBS)
+_RULE_COUNTS_OF_RUNS = select(_RULE_COUNTS).where(
+    _RULE_COUNTS.c.workflow_pk.in_(bindparam("pks", expanding=True))
+)
+_UPDATE_RULE_COUNT = (
+    update(_RULE_COUNTS)
+    .where(
+        _RULE_COUNTS.c.workflow_pk == bindparam("of_run"),
+        _RULE_COUNTS.c.name == bindparam("of_name"),
+        _RULE_COUNTS.c.status == bindparam("of_status"),
+    )
+    .values(jobs=bindparam("count"))
+)
+_INSERT_RULE_COUNTS = insert(_RULE_COUNTS)
 _LOG_HEAD = select(func.max(_RAW.c.pk))
 
 
@@ -314,10 +328,39 @@ def _update_grouped(
         connection.execute(_update_of(table, columns), rows)
 
 
+def _rule_of(job: Mapping[str, Any]) -> tuple[str, str]:
+    return job.get("name") or "", job["status"]
+
+
+def _count_rules(connection: Connection, deltas: Mapping[tuple[int, str, str], int]) -> None:
+    """Move the runs' per-(rule, status) job counts by ``deltas``: the runs' counts are read,
+    changed rows updated and new ones inserted (the projector is their only writer)."""
+    deltas = {key: delta for key, delta in deltas.items() if delta}
+    if not deltas:
+        return
+    pks = sorted({pk for pk, _, _ in deltas})
+    stored = {
+        (row.workflow_pk, row.name, row.status): row.jobs
+        for row in connection.execute(_RULE_COUNTS_OF_RUNS, {"pks": pks})
+    }
+    updated, added = [], []
+    for (pk, name, status), delta in deltas.items():
+        if (pk, name, status) in stored:
+            jobs = stored[pk, name, status] + delta
+            updated.append({"of_run": pk, "of_name": name, "of_status": status, "count": jobs})
+        else:
+            added.append({"workflow_pk": pk, "name": name, "status": status, "jobs": delta})
+    if updated:
+        connection.execute(_UPDATE_RULE_COUNT, updated)
+    if added:
+        connection.execute(_INSERT_RULE_COUNTS, added)
+
+
 def _write(connection: Connection, runs: Mapping[str, _Run]) -> None:
     run_changes: list[tuple[int, dict[str, Any]]] = []
     job_changes: list[tuple[int, dict[str, Any]]] = []
     new_jobs: list[dict[str, Any]] = []
+    rule_deltas: dict[tuple[int, str, str], int] = defaultdict(int)
     for run in runs.values():
         state = run.state
         if not state.exists:
@@ -333,19 +376,25 @@ def _write(connection: Connection, runs: Mapping[str, _Run]) -> None:
                 run_changes.append((pk, changed))
         if state.jobs_cleared:
             connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == pk))
+            connection.execute(delete(_RULE_COUNTS).where(_RULE_COUNTS.c.workflow_pk == pk))
             run.jobs_as_read.clear()
         for key, job in state.jobs.items():
             as_read = run.jobs_as_read.get(key)
             if as_read is None:
                 new_jobs.append({**{k: v for k, v in job.items() if k != "pk"}, "workflow_pk": pk})
+                rule_deltas[(pk, *_rule_of(job))] += 1
             else:
                 changed = _changes(job, as_read)
                 if changed:
                     job_changes.append((job["pk"], changed))
+                    if "name" in changed or "status" in changed:
+                        rule_deltas[(pk, *_rule_of(as_read))] -= 1
+                        rule_deltas[(pk, *_rule_of(job))] += 1
     _update_grouped(connection, _WORKFLOWS, run_changes)
     if new_jobs:
         connection.execute(_INSERT_JOBS, new_jobs)
     _update_grouped(connection, _JOBS, job_changes)
+    _count_rules(connection, rule_deltas)
 
 
 # -- running it --------------------------------------------------------------------------------
@@ -583,6 +632,7 @@ def reindex(app: Flask | None = None) -> int:
         if postgresql:
             for shard in shards:  # wait for any projector working on them, keep them out
                 connection.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_CLASS, shard)))
+        connection.execute(delete(_RULE_COUNTS))
         connection.execute(delete(_JOBS))
         connection.execute(delete(_WORKFLOWS))
         connection.execute(update(_POSITIONS).values(event_pk=0))

@@ -11,7 +11,7 @@ from sqlalchemy import Table, delete, func, or_, select
 
 from .. import config, queries, serializers
 from ..extensions import db
-from ..models import Job, RawEvent, Workflow, utcnow
+from ..models import Job, RawEvent, RuleCount, Workflow, utcnow
 from ..normalize.schema import WorkflowStatus
 from . import projector
 from .log import hub_action
@@ -20,6 +20,7 @@ from .transactions import write_transaction, writing
 _WORKFLOWS = cast(Table, Workflow.__table__)
 _JOBS = cast(Table, Job.__table__)
 _RAW = cast(Table, RawEvent.__table__)
+_RULE_COUNTS = cast(Table, RuleCount.__table__)
 
 
 # How long a read of an unknown run waits for the projector before it answers 404.
@@ -83,6 +84,7 @@ def delete_workflow(workflow_id: str) -> Deleted:
             return Deleted.MISSING
         if serializers.effective_status(row, stale) == WorkflowStatus.RUNNING:
             return Deleted.RUNNING
+        connection.execute(delete(_RULE_COUNTS).where(_RULE_COUNTS.c.workflow_pk == row.pk))
         connection.execute(delete(_JOBS).where(_JOBS.c.workflow_pk == row.pk))
         connection.execute(delete(_RAW).where(_RAW.c.workflow_id == workflow_id))
         connection.execute(delete(_WORKFLOWS).where(_WORKFLOWS.c.pk == row.pk))
@@ -93,6 +95,7 @@ def delete_all() -> int:
     """Delete every run, job and raw event; the number of runs deleted."""
     with write_transaction() as session:
         count = session.scalar(select(func.count()).select_from(Workflow)) or 0
+        session.execute(delete(RuleCount))
         session.execute(delete(Job))
         session.execute(delete(Workflow))
         session.execute(delete(RawEvent))
@@ -120,6 +123,7 @@ def prune(older_than: timedelta, batch_size: int = 500) -> int:
                 return deleted
             pks = [pk for pk, _ in rows]
             ids = [workflow_id for _, workflow_id in rows]
+            session.execute(delete(RuleCount).where(RuleCount.workflow_pk.in_(pks)))
             session.execute(delete(Job).where(Job.workflow_pk.in_(pks)))
             session.execute(delete(RawEvent).where(RawEvent.workflow_id.in_(ids)))
             session.execute(delete(Workflow).where(Workflow.pk.in_(pks)))
