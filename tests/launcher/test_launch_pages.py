@@ -125,7 +125,7 @@ def test_the_form_takes_scripts_for_the_queues_that_run_them(
     }
     client = signed_in(app_factory(QUEUES=queues, TOKEN_CACHE_SECONDS=0))
     form = client.get("/launches/new").get_data(as_text=True)
-    assert 'id="launch-scripts"' in form and "queues scripted only" in form
+    assert 'id="launch-scripts"' in form and "only on queue scripted" in form
     fields = {"engine": "nextflow", "pipeline": "hello", "pre_run_script": "module load java"}
     refused = client.post(
         "/launches/new",
