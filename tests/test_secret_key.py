@@ -7,6 +7,7 @@ from sqlalchemy import select
 from panoptes import create_app
 from panoptes.extensions import db
 from panoptes.hubstate import SECRET_KEY, HubState
+from panoptes.store import projector
 
 TOKEN = "tok-" + "0123456789abcdef" * 3
 
@@ -69,7 +70,10 @@ def test_without_a_key_one_is_generated_once_and_shared(database_url):
 
 
 def dispose(*apps):
+    """Close the apps' connections, their projector threads first: a thread left running
+    opens new ones, which are then garbage-collected open during some later test."""
     for app in apps:
+        projector.for_app(app).stop()
         with app.app_context():
             db.engine.dispose()
 
